@@ -1,0 +1,3 @@
+"""Neural codes of ReLU networks and the metrics that show they act as hash codes."""
+
+__version__ = "0.1.0"
