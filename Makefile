@@ -1,0 +1,38 @@
+# Set-up and entry points. `make run` and `make test` create .venv when it is
+# missing, install the locked dependencies once (a stamp file remembers), then
+# run the workflow or the tests.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup run test lint lock benchmark clean-results
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# The default target of the Snakefile: every artifact the config enables.
+run: $(STAMP)
+	$(BIN)/snakemake $(SNAKEMAKE_ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src scripts tests
+	$(BIN)/ruff check src scripts tests
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint
+
+# Regenerate the lock from the direct pins in requirements.in.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.in
+	{ head -2 requirements.txt; .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.txt && rm -rf .venv-lock

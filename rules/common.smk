@@ -1,0 +1,126 @@
+import sys
+from pathlib import Path
+
+# The Snakemake process itself only needs the light config module of the
+# package, so the workflow parses even where the package is not installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from neuralcode.config import (  # noqa: E402
+    experiment_models,
+    load_schema,
+    training_groups,
+    validate_config,
+)
+
+validate_config(
+    config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
+)
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    experiment="[a-z][a-z0-9_]*",
+    group="s[0-9]+-g[0-9]+",
+    model="[a-z0-9]+(-[a-z0-9]+)*",
+    epoch="[0-9]+",
+
+
+ENV = "../envs/neuralcode.yaml"
+EMBEDDED_DATASETS = ("mnist5k", "digits")
+
+_GROUPS = {
+    name: training_groups(name, exp, config["group_size"])
+    for name, exp in config["experiments"].items()
+}
+_GROUP_OF = {
+    (name, m["model_id"]): g["name"].removeprefix(f"{name}-")
+    for name, groups in _GROUPS.items()
+    for g in groups
+    for m in g["models"]
+}
+
+
+def get_raw_input(wildcards):
+    """Raw download directory of a dataset; nothing for embedded ones."""
+    if wildcards.dataset in EMBEDDED_DATASETS:
+        return {}
+    return {"raw": f"resources/raw/{wildcards.dataset}"}
+
+
+def get_mirrors(wildcards):
+    return config["datasets"]["mirrors"].get(wildcards.dataset, [])
+
+
+def get_dataset_file(wildcards):
+    dataset = config["experiments"][wildcards.experiment]["dataset"]
+    return f"results/data/{dataset}.npz"
+
+
+def get_group(wildcards):
+    """Everything a training job needs, as plain values (tracked as params)."""
+    exp = config["experiments"][wildcards.experiment]
+    name = f"{wildcards.experiment}-{wildcards.group}"
+    (group,) = [g for g in _GROUPS[wildcards.experiment] if g["name"] == name]
+    return {
+        "models": group["models"],
+        "training": exp["training"],
+        "save_epochs": exp["code_epochs"],
+    }
+
+
+def get_train_runtime(wildcards):
+    """Minutes for a training job: generous for CPU runs of the quick preset."""
+    exp = config["experiments"][wildcards.experiment]
+    n_models = len(get_group(wildcards)["models"])
+    return 10 + n_models * exp["training"]["epochs"] // 20
+
+
+def get_group_dir(wildcards):
+    key = (wildcards.experiment, wildcards.model)
+    if key not in _GROUP_OF:
+        raise ValueError(
+            f"model {wildcards.model!r} is not part of experiment "
+            f"{wildcards.experiment!r} in the config"
+        )
+    return f"results/models/{wildcards.experiment}/{_GROUP_OF[key]}"
+
+
+def get_checkpoint(wildcards):
+    group_dir = get_group_dir(wildcards)
+    return f"{group_dir}/{wildcards.model}/e{wildcards.epoch}.pt"
+
+
+def get_metric_tables(wildcards):
+    exp = config["experiments"][wildcards.experiment]
+    return [
+        f"results/metrics/{wildcards.experiment}/{m['model_id']}/e{epoch}.csv"
+        for m in experiment_models(wildcards.experiment, exp)
+        for epoch in exp["code_epochs"]
+    ]
+
+
+def get_last_code_epoch(experiment):
+    """Epoch a figure of final models shows; None if the experiment is off."""
+    exp = config["experiments"].get(experiment)
+    return exp["code_epochs"][-1] if exp else None
+
+
+def get_caption(experiment):
+    """Dataset, preset, seeds and epochs, for figure titles."""
+    exp = config["experiments"].get(experiment)
+    if exp is None:
+        return ""
+    return (
+        f"{exp['dataset']}, preset {config['preset']}, {len(exp['seeds'])} seeds, "
+        f"epoch {exp['code_epochs'][-1]} of {exp['training']['epochs']}"
+    )
+
+
+def get_final_outputs():
+    """Every artifact of the configured experiments."""
+    outputs = []
+    if "width" in config["experiments"]:
+        outputs += expand(
+            "results/figures/{fig}.{ext}", fig=["fig2a", "fig2b"], ext=["pdf", "png"]
+        )
+    return outputs

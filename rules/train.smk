@@ -1,0 +1,21 @@
+rule train:
+    input:
+        data=get_dataset_file,
+    output:
+        directory("results/models/{experiment}/{group}"),
+    log:
+        "logs/models/{experiment}/{group}.log",
+    benchmark:
+        "benchmarks/models/{experiment}/{group}.tsv"
+    conda:
+        ENV
+    # torch uses the threads for its matrix products.
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=get_train_runtime,
+        gpu=0,
+    params:
+        group=get_group,
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,17 @@
+"""Train one group of models: the `train` rule."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from neuralcode.logs import setup_logging
+from neuralcode.pipeline import run_training_group
+
+setup_logging()
+run_training_group(
+    dataset_path=snakemake.input.data,
+    group=snakemake.params.group,
+    out_dir=snakemake.output[0],
+    threads=snakemake.threads,
+    require_gpu=snakemake.resources.gpu > 0,
+)

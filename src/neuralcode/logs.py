@@ -1,0 +1,14 @@
+"""Logging set-up shared by the workflow's scripts."""
+
+import logging
+import sys
+
+
+def setup_logging(level=logging.INFO) -> None:
+    """One compact line per record on stderr (the rule's log file)."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )

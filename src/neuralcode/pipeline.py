@@ -1,0 +1,169 @@
+"""Glue between the workflow's rules and the package: paths and plain values in,
+files out. The scripts under ``scripts/`` call one function each; a notebook can
+call the same functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .codes import extract_codes, open_store, read_codes
+from .data import load_dataset
+from .metrics import code_metrics
+from .models import MLPConfig
+from .training import ModelJob, TrainConfig, pick_device, train_group
+
+logger = logging.getLogger(__name__)
+
+# Columns that identify a row of a metric table; the rest is `value`.
+ID_COLUMNS = [
+    "experiment",
+    "model_id",
+    "dataset",
+    "seed",
+    "width",
+    "depth",
+    "epoch",
+    "n_bits",
+    "split",
+    "metric",
+]
+
+
+def write_csv(df: pd.DataFrame, path) -> None:
+    """Write a table atomically so a killed job leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=False):
+    """Train the models of one group into ``out_dir/<model_id>/``.
+
+    Parameters
+    ----------
+    dataset_path : path-like
+        Prepared ``.npz`` dataset.
+    group : dict
+        ``{"models": [...], "training": {...}, "save_epochs": [...]}`` as built
+        by the workflow from the config.
+    out_dir : path-like
+        Group directory; each model gets ``e<epoch>.pt`` files and
+        ``history.csv``.
+    threads : int, default=1
+        Torch intra-op threads.
+    require_gpu : bool, default=False
+        Fail instead of training on the CPU when no GPU is visible.
+    """
+    torch.set_num_threads(threads)
+    device = pick_device(require_gpu)
+    dataset = load_dataset(dataset_path)
+    input_dim = math.prod(dataset.input_shape)
+    out_dir = Path(out_dir)
+    jobs = []
+    for m in group["models"]:
+        model_dir = out_dir / m["model_id"]
+        jobs.append(
+            ModelJob(
+                model_id=m["model_id"],
+                config=MLPConfig(
+                    input_dim=input_dim, n_classes=dataset.n_classes, **m["model"]
+                ),
+                seed=m["seed"],
+                checkpoints={e: model_dir / f"e{e}.pt" for e in group["save_epochs"]},
+                history=model_dir / "history.csv",
+            )
+        )
+    cfg = TrainConfig(**group["training"], save_epochs=tuple(group["save_epochs"]))
+    extra = {"dataset": dataset.name, "dataset_attrs": dataset.attrs}
+    train_group(dataset, jobs, cfg, device=device, extra=extra)
+
+
+def run_extraction(checkpoint, dataset_path, store_path, batch_size=1000, threads=1):
+    """Codes of a checkpoint on its dataset's train and test splits."""
+    torch.set_num_threads(threads)
+    dataset = load_dataset(dataset_path)
+    splits = {
+        "train": (dataset.x_train, dataset.y_train),
+        "test": (dataset.x_test, dataset.y_test),
+    }
+    extract_codes(
+        checkpoint,
+        splits,
+        store_path,
+        batch_size=batch_size,
+        attrs={"dataset": dataset.name},
+    )
+
+
+def run_metrics(store_path, settings, experiment, out_csv):
+    """Encoding metrics of one code store, one tidy row per (split, metric).
+
+    Parameters
+    ----------
+    store_path : path-like
+        Code store of one model at one epoch.
+    settings : dict
+        The config's ``metrics`` section.
+    experiment : str
+        Experiment name written in every row.
+    out_csv : path-like
+        Destination table.
+    """
+    attrs = dict(open_store(store_path).attrs)
+    train = read_codes(store_path, "train")
+    test = read_codes(store_path, "test")
+    rows = code_metrics(
+        train.packed,
+        train.labels,
+        test.packed,
+        test.labels,
+        train.n_bits,
+        k=settings["knn_k"],
+        n_clusters=settings["kmeans_clusters"],
+        kmeans_n_init=settings["kmeans_n_init"],
+        logreg_scheme=settings["logreg_scheme"],
+        logreg_max_iter=settings["logreg_max_iter"],
+        drop_constant=settings["drop_constant_columns"],
+        seed=settings["seed"],
+    )
+    network = attrs.get("network", {})
+    for split in ("train", "test"):
+        if f"{split}_accuracy" in network:
+            rows.append(
+                {
+                    "split": split,
+                    "metric": "network",
+                    "value": network[f"{split}_accuracy"],
+                }
+            )
+    model = attrs["model_config"]
+    meta = {
+        "experiment": experiment,
+        "model_id": attrs["model_id"],
+        "dataset": attrs["dataset"],
+        "seed": attrs["seed"],
+        "width": model["width"],
+        "depth": model["depth"],
+        "epoch": attrs["epoch"],
+        "n_bits": train.n_bits,
+    }
+    df = pd.DataFrame([{**meta, **r} for r in rows])
+    write_csv(df, out_csv)
+    logger.info("%s epoch %s: %d metric rows", meta["model_id"], meta["epoch"], len(df))
+
+
+def collect_tables(paths, out_csv) -> None:
+    """Concatenate per-model metric tables into one sorted table."""
+    df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    sort = [c for c in ("experiment", "width", "seed", "epoch", "split", "metric")]
+    write_csv(df.sort_values(sort, kind="stable"), out_csv)
+    logger.info("%d rows from %d tables", len(df), len(paths))

@@ -1,0 +1,269 @@
+"""Training of the MLPs whose codes the metrics study.
+
+The data of these experiments is small, so it lives on the device as one tensor
+and minibatches are index gathers: no DataLoader, no per-example Python. One call
+trains several models in one process (a training group); each model still gets
+its own initialisation and data order from its own seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoints import save_checkpoint
+from .models import MLP, MLPConfig
+
+logger = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the models of a training group.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int, default=128
+        Examples per optimiser step.
+    lr : float, default=0.01
+        Adam's initial learning rate (betas 0.9, 0.999 as in the paper).
+    lr_step : int, default=0
+        Epochs between learning-rate decays; 0 keeps it constant.
+    lr_gamma : float, default=0.1
+        Factor of each decay.
+    weight_decay : float, default=0.0
+        Coefficient of an L2 penalty ``sum ||W||^2`` on the linear weights (not
+        the biases) added to the loss, as a Keras ``kernel_regularizer`` does.
+    grad_clip : float, default=0.0
+        Clip every parameter's gradient to this norm (Keras ``clipnorm``); 0 is
+        off.
+    save_epochs : tuple of int, default=()
+        Epochs after which a checkpoint is written; 0 is the initialisation.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.01
+    lr_step: int = 0
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    save_epochs: tuple[int, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        bad = [e for e in self.save_epochs if not 0 <= e <= self.epochs]
+        if bad:
+            raise ValueError(f"save_epochs {bad} outside 0..{self.epochs}")
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """One model of a training group and where its files go."""
+
+    model_id: str
+    config: MLPConfig
+    seed: int
+    checkpoints: dict  # epoch -> path of the checkpoint written after it
+    history: str  # path of the per-epoch CSV
+
+
+def pick_device(require_gpu: bool = False) -> torch.device:
+    """CUDA when present, else the CPU; raise if a GPU was required but absent."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if require_gpu:
+        raise RuntimeError(
+            "this job asked for a GPU but torch sees none "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+            "request one from the scheduler or allow CPU fallback in the config"
+        )
+    return torch.device("cpu")
+
+
+def images_to_tensor(images, device) -> torch.Tensor:
+    """uint8 images (n, H, W, C) -> float32 (n, C, H, W) scaled to [0, 1]."""
+    x = torch.from_numpy(images).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x, y, batch_size: int = 4096) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on tensors ``x``, ``y``."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(1) == target).sum().item()
+    return loss_sum / len(x), correct / len(x)
+
+
+def l2_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of squared weights of the linear layers (biases excluded)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    return sum((w * w).sum() for w in weights)
+
+
+def write_history(path, rows) -> None:
+    """Write the per-epoch log atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list:
+    """Train one model and write its checkpoints and history.
+
+    Parameters
+    ----------
+    job : ModelJob
+        The model, its seed and its output paths.
+    cfg : TrainConfig
+        Optimisation settings.
+    data : tuple of torch.Tensor
+        ``(x_train, y_train, x_test, y_test)`` already on ``device``.
+    device : torch.device
+        Where to train.
+    extra : dict, optional
+        Plain values stored in every checkpoint (dataset name and checksum...).
+
+    Returns
+    -------
+    list of dict
+        The history rows, one per epoch from 0.
+    """
+    x_train, y_train, x_test, y_test = data
+    n = len(x_train)
+
+    # The seed fixes the initialisation first, then the data order, so two
+    # models with the same seed see the same minibatches.
+    torch.manual_seed(job.seed)
+    model = MLP(job.config).to(device)
+    order = torch.Generator().manual_seed(job.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    sched = None
+    if cfg.lr_step > 0:
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
+
+    def log_epoch(epoch, seconds):
+        tr_loss, tr_acc = evaluate(model, x_train, y_train)
+        te_loss, te_acc = evaluate(model, x_test, y_test)
+        row = dict(
+            epoch=epoch,
+            lr=opt.param_groups[0]["lr"],
+            train_loss=tr_loss,
+            train_accuracy=tr_acc,
+            test_loss=te_loss,
+            test_accuracy=te_acc,
+            seconds=seconds,
+        )
+        if epoch in job.checkpoints:
+            save_checkpoint(
+                job.checkpoints[epoch],
+                model=model,
+                model_id=job.model_id,
+                model_config=job.config.to_dict(),
+                seed=job.seed,
+                epoch=epoch,
+                train_config=asdict(cfg),
+                metrics=row,
+                device=str(device),
+                **(extra or {}),
+            )
+        return row
+
+    history = [log_epoch(0, 0.0)]
+    for epoch in range(1, cfg.epochs + 1):
+        tic = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=order).to(device)
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            if cfg.weight_decay:
+                loss = loss + cfg.weight_decay * l2_penalty(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+
+            # Keras' clipnorm clips each gradient tensor on its own.
+            if cfg.grad_clip:
+                for p in model.parameters():
+                    torch.nn.utils.clip_grad_norm_(p, cfg.grad_clip)
+            opt.step()
+        if sched is not None:
+            sched.step()
+        history.append(log_epoch(epoch, time.perf_counter() - tic))
+        if epoch % max(1, cfg.epochs // 10) == 0 or epoch == cfg.epochs:
+            r = history[-1]
+            logger.info(
+                "%s epoch %d/%d loss %.4f train %.4f test %.4f",
+                job.model_id,
+                epoch,
+                cfg.epochs,
+                r["train_loss"],
+                r["train_accuracy"],
+                r["test_accuracy"],
+            )
+    write_history(job.history, history)
+    return history
+
+
+def train_group(dataset, jobs, cfg: TrainConfig, device=None, extra=None):
+    """Train every model of a group in this process, one after another.
+
+    Parameters
+    ----------
+    dataset : neuralcode.data.Dataset
+        Prepared dataset; moved to ``device`` once for the whole group.
+    jobs : list of ModelJob
+        Models to train.
+    cfg : TrainConfig
+        Shared optimisation settings.
+    device : torch.device, optional
+        Defaults to :func:`pick_device`.
+    extra : dict, optional
+        Plain values stored in every checkpoint.
+    """
+    # TODO(fast-engine issue): train the group as one wide model instead of a loop.
+    device = device or pick_device()
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    data = (
+        images_to_tensor(dataset.x_train, device),
+        torch.from_numpy(dataset.y_train).to(device),
+        images_to_tensor(dataset.x_test, device),
+        torch.from_numpy(dataset.y_test).to(device),
+    )
+    flags = {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "amp": False,
+    }
+    logger.info("training %d models on %s", len(jobs), device)
+    for job in jobs:
+        train_one(job, cfg, data, device, extra={**flags, **(extra or {})})
