@@ -41,10 +41,16 @@ _GROUP_OF = {
 
 
 def get_raw_input(wildcards):
-    """Raw download directory of a dataset; nothing for embedded ones."""
+    """Manifest of a dataset's raw download; nothing for embedded ones."""
     if wildcards.dataset in EMBEDDED_DATASETS:
         return {}
-    return {"raw": f"resources/raw/{wildcards.dataset}"}
+    return {"manifest": f"resources/raw/{wildcards.dataset}.json"}
+
+
+def get_raw_dir(wildcards):
+    if wildcards.dataset in EMBEDDED_DATASETS:
+        return None
+    return f"resources/raw/{wildcards.dataset}"
 
 
 def get_mirrors(wildcards):

@@ -3,9 +3,11 @@ localrules:
     download_dataset,
 
 
+# The output is a manifest, not the raw directory: Snakemake deletes a job's
+# outputs before it reruns it, and files placed there by hand must survive.
 rule download_dataset:
     output:
-        directory("resources/raw/{dataset}"),
+        "resources/raw/{dataset}.json",
     log:
         "logs/download/{dataset}.log",
     wildcard_constraints:
@@ -13,6 +15,7 @@ rule download_dataset:
     conda:
         ENV
     params:
+        raw_dir="resources/raw/{dataset}",
         mirrors=get_mirrors,
     script:
         "../scripts/download_dataset.py"
@@ -32,5 +35,6 @@ rule prepare_dataset:
         runtime=15,
     params:
         seed=config["datasets"]["split_seed"],
+        raw_dir=get_raw_dir,
     script:
         "../scripts/prepare_dataset.py"

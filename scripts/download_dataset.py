@@ -4,12 +4,13 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from neuralcode.data import download_raw
 from neuralcode.logs import setup_logging
+from neuralcode.pipeline import run_download
 
 setup_logging()
-download_raw(
+run_download(
     snakemake.wildcards.dataset,
-    snakemake.output[0],
-    mirrors=snakemake.params.mirrors or None,
+    raw_dir=snakemake.params.raw_dir,
+    mirrors=snakemake.params.mirrors,
+    manifest=snakemake.output[0],
 )

@@ -11,6 +11,6 @@ setup_logging()
 dataset = prepare(
     snakemake.wildcards.dataset,
     seed=snakemake.params.seed,
-    raw_dir=snakemake.input.get("raw"),
+    raw_dir=snakemake.params.raw_dir,
 )
 save_dataset(dataset, snakemake.output[0])

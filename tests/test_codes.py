@@ -4,7 +4,8 @@ import torch
 import zarr
 
 from neuralcode.checkpoints import save_checkpoint
-from neuralcode.codes import extract_codes, pack_bits, read_codes
+from neuralcode.codes import read_codes
+from neuralcode.extraction import extract_codes, pack_bits
 from neuralcode.models import MLP, MLPConfig
 
 

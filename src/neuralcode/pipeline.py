@@ -5,19 +5,18 @@ call the same functions.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from .codes import extract_codes, open_store, read_codes
 from .data import load_dataset
-from .metrics import code_metrics
-from .models import MLPConfig
-from .training import ModelJob, TrainConfig, pick_device, train_group
+
+# Each rule's job is a fresh process: the functions import torch, scikit-learn
+# and faiss only where they need them, so a metrics job does not pay for torch.
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +44,35 @@ def write_csv(df: pd.DataFrame, path) -> None:
     os.replace(tmp, path)
 
 
+def run_download(name, raw_dir, mirrors, manifest) -> None:
+    """Fetch (or verify files placed by hand) and record them in a manifest.
+
+    Parameters
+    ----------
+    name : str
+        ``mnist``, ``fashion_mnist`` or ``cifar10``.
+    raw_dir : path-like
+        Directory of the raw files (torchvision's layout under it).
+    mirrors : list of str
+        Base URLs tried in order; empty means torchvision's own.
+    manifest : path-like
+        JSON written last, listing the files and their md5s.
+    """
+    from .data import download_raw, expected_files
+
+    where = download_raw(name, raw_dir, mirrors=list(mirrors) or None)
+    record = {
+        "dataset": name,
+        "raw_dir": str(raw_dir),
+        "files": [{"name": f, "md5": md5} for f, md5 in expected_files(name)],
+        "location": str(where),
+    }
+    path = Path(manifest)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)
+
+
 def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=False):
     """Train the models of one group into ``out_dir/<model_id>/``.
 
@@ -63,6 +91,11 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     require_gpu : bool, default=False
         Fail instead of training on the CPU when no GPU is visible.
     """
+    import torch
+
+    from .models import MLPConfig
+    from .training import ModelJob, TrainConfig, pick_device, train_group
+
     torch.set_num_threads(threads)
     device = pick_device(require_gpu)
     dataset = load_dataset(dataset_path)
@@ -89,6 +122,10 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
 
 def run_extraction(checkpoint, dataset_path, store_path, batch_size=1000, threads=1):
     """Codes of a checkpoint on its dataset's train and test splits."""
+    import torch
+
+    from .extraction import extract_codes
+
     torch.set_num_threads(threads)
     dataset = load_dataset(dataset_path)
     splits = {
@@ -118,6 +155,9 @@ def run_metrics(store_path, settings, experiment, out_csv):
     out_csv : path-like
         Destination table.
     """
+    from .codes import open_store, read_codes
+    from .metrics import code_metrics
+
     attrs = dict(open_store(store_path).attrs)
     train = read_codes(store_path, "train")
     test = read_codes(store_path, "test")
