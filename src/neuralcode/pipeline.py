@@ -183,6 +183,7 @@ def run_metrics(store_path, settings, experiment, out_csv):
                     "split": split,
                     "metric": "network",
                     "value": network[f"{split}_accuracy"],
+                    "setting": "own prediction, from training",
                 }
             )
     model = attrs["model_config"]
