@@ -52,7 +52,9 @@ class MLP(nn.Module):
         blocks = []
         n_in = config.input_dim
         for _ in range(config.depth):
-            layers = [nn.Linear(n_in, config.width)]
+            # BatchNorm subtracts the batch mean, so a bias before it has a zero
+            # gradient that Adam would turn into noise-driven steps: leave it out.
+            layers = [nn.Linear(n_in, config.width, bias=not config.batch_norm)]
             if config.batch_norm:
                 layers.append(nn.BatchNorm1d(config.width))
             layers.append(nn.ReLU())

@@ -5,10 +5,12 @@ call the same functions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +78,12 @@ def run_download(name, raw_dir, mirrors, manifest) -> None:
 def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=False):
     """Train the models of one group into ``out_dir/<model_id>/``.
 
+    Work happens in ``<experiment dir>/.work/<group>/``, outside the declared
+    output: Snakemake deletes the outputs of a killed job before rerunning it,
+    but the resume state there survives, so the rerun continues from the last
+    completed epoch. A fingerprint of the group's settings and data guards
+    against resuming a run of other settings.
+
     Parameters
     ----------
     dataset_path : path-like
@@ -101,9 +109,20 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     dataset = load_dataset(dataset_path)
     input_dim = math.prod(dataset.input_shape)
     out_dir = Path(out_dir)
+    work = out_dir.parent / ".work" / out_dir.name
+    fingerprint = hashlib.sha256(
+        json.dumps([group, dataset.attrs.get("sha256")], sort_keys=True).encode()
+    ).hexdigest()
+    stamp = work / "fingerprint"
+    if work.exists() and (not stamp.is_file() or stamp.read_text() != fingerprint):
+        logger.info("discarding %s: it belongs to other settings", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+
     jobs = []
     for m in group["models"]:
-        model_dir = out_dir / m["model_id"]
+        model_dir = work / m["model_id"]
         jobs.append(
             ModelJob(
                 model_id=m["model_id"],
@@ -117,7 +136,13 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
         )
     cfg = TrainConfig(**group["training"], save_epochs=tuple(group["save_epochs"]))
     extra = {"dataset": dataset.name, "dataset_attrs": dataset.attrs}
-    train_group(dataset, jobs, cfg, device=device, extra=extra)
+    train_group(dataset, jobs, cfg, device=device, extra=extra, state_dir=work)
+
+    # Copy, not move: a kill during the copy leaves the work dir whole.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for job in jobs:
+        shutil.copytree(work / job.model_id, out_dir / job.model_id, dirs_exist_ok=True)
+    shutil.rmtree(work)
 
 
 def run_extraction(checkpoint, dataset_path, store_path, batch_size=1000, threads=1):

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import save_checkpoint
+from .checkpoints import atomic_torch_save, save_checkpoint
+from .grouped import GroupedMLP, grouped_evaluate, grouped_loss
 from .models import MLP, MLPConfig
 
 logger = logging.getLogger(__name__)
@@ -234,8 +235,24 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
     return history
 
 
-def train_group(dataset, jobs, cfg: TrainConfig, device=None, extra=None):
-    """Train every model of a group in this process, one after another.
+def _flags(device) -> dict:
+    """Numerics switches that a checkpoint records."""
+    return {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "amp": False,
+    }
+
+
+def train_group(
+    dataset, jobs, cfg: TrainConfig, device=None, extra=None, state_dir=None
+):
+    """Train the models of a group together, resuming from ``state_dir``.
+
+    Models that share seed, depth and batch-norm switch are trained as one
+    :class:`~neuralcode.grouped.GroupedMLP`; each still starts from the
+    initialisation it gets alone from its seed and sees its seed's data order,
+    and its checkpoints and history are written as if trained alone.
 
     Parameters
     ----------
@@ -249,9 +266,11 @@ def train_group(dataset, jobs, cfg: TrainConfig, device=None, extra=None):
         Defaults to :func:`pick_device`.
     extra : dict, optional
         Plain values stored in every checkpoint.
+    state_dir : path-like, optional
+        Where the resume state is saved after every epoch; a later call with
+        the same directory continues from the last completed epoch.
     """
-    # TODO(fast-engine issue): train the group as one wide model instead of a loop.
-    device = device or pick_device()
+    device = torch.device(device) if device is not None else pick_device()
     torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
     data = (
         images_to_tensor(dataset.x_train, device),
@@ -259,11 +278,135 @@ def train_group(dataset, jobs, cfg: TrainConfig, device=None, extra=None):
         images_to_tensor(dataset.x_test, device),
         torch.from_numpy(dataset.y_test).to(device),
     )
-    flags = {
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-        "amp": False,
-    }
-    logger.info("training %d models on %s", len(jobs), device)
+    subgroups: dict[tuple, list[ModelJob]] = {}
     for job in jobs:
-        train_one(job, cfg, data, device, extra={**flags, **(extra or {})})
+        c = job.config
+        key = (job.seed, c.depth, c.batch_norm, c.input_dim, c.n_classes)
+        subgroups.setdefault(key, []).append(job)
+    logger.info(
+        "training %d models in %d grouped runs on %s",
+        len(jobs),
+        len(subgroups),
+        device,
+    )
+    extra = {**_flags(device), **(extra or {})}
+    for k, sub in enumerate(subgroups.values()):
+        state = Path(state_dir) / f"resume-{k}.pt" if state_dir else None
+        _train_grouped(sub, cfg, data, device, extra, state)
+
+
+def _load_resume_state(path, device):
+    """The saved state at ``path``, or None when absent or unreadable."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a damaged state only costs the epochs it held
+        logger.warning("ignoring unreadable resume state %s (%s)", path, exc)
+        return None
+
+
+def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
+    """One :class:`GroupedMLP` run; see :func:`train_group`."""
+    x_train, y_train, x_test, y_test = data
+    n = len(x_train)
+    seed = jobs[0].seed
+    model = GroupedMLP([j.config for j in jobs]).to(device)
+
+    # Each model's initialisation is the one it gets alone from its seed.
+    for i, job in enumerate(jobs):
+        torch.manual_seed(job.seed)
+        model.load_model(i, MLP(job.config))
+    order = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    sched = None
+    if cfg.lr_step > 0:
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
+    histories = [[] for _ in jobs]
+    first_epoch = 0
+
+    state = _load_resume_state(state_path, device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        order.set_state(state["order"])
+        torch.set_rng_state(state["torch_rng"])
+        histories = state["histories"]
+        first_epoch = state["epoch"] + 1
+        logger.info("resuming %s after epoch %d", state_path, state["epoch"])
+
+    def end_of_epoch(epoch, seconds):
+        tr_loss, tr_acc = grouped_evaluate(model, x_train, y_train)
+        te_loss, te_acc = grouped_evaluate(model, x_test, y_test)
+        for i, job in enumerate(jobs):
+            row = dict(
+                epoch=epoch,
+                lr=opt.param_groups[0]["lr"],
+                train_loss=tr_loss[i].item(),
+                train_accuracy=tr_acc[i].item(),
+                test_loss=te_loss[i].item(),
+                test_accuracy=te_acc[i].item(),
+                seconds=seconds,
+            )
+            histories[i].append(row)
+            if epoch in job.checkpoints:
+                save_checkpoint(
+                    job.checkpoints[epoch],
+                    model=model.export_model(i),
+                    model_id=job.model_id,
+                    model_config=job.config.to_dict(),
+                    seed=job.seed,
+                    epoch=epoch,
+                    train_config=asdict(cfg),
+                    metrics=row,
+                    device=str(device),
+                    **extra,
+                )
+        if state_path is not None:
+            atomic_torch_save(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched else None,
+                    "order": order.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "histories": histories,
+                },
+                state_path,
+            )
+        if epoch % max(1, cfg.epochs // 10) == 0 or epoch == cfg.epochs:
+            logger.info(
+                "seed %d epoch %d/%d: test accuracy %.3f..%.3f over %d models",
+                seed,
+                epoch,
+                cfg.epochs,
+                te_acc.min().item(),
+                te_acc.max().item(),
+                len(jobs),
+            )
+
+    if first_epoch == 0:
+        end_of_epoch(0, 0.0)
+        first_epoch = 1
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        tic = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=order).to(device)
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            loss = grouped_loss(model(x_train[idx]), y_train[idx])
+            if cfg.weight_decay:
+                loss = loss + cfg.weight_decay * model.weight_penalty()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                model.clip_grad_norms_(cfg.grad_clip)
+            opt.step()
+        if sched is not None:
+            sched.step()
+        end_of_epoch(epoch, time.perf_counter() - tic)
+    for job, rows in zip(jobs, histories, strict=True):
+        write_history(job.history, rows)
