@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test lint lock benchmark clean-results
+.PHONY: setup run test lint lock benchmark
 
 setup: $(STAMP)
 
@@ -25,10 +25,14 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src scripts tests
-	$(BIN)/ruff check src scripts tests
+	$(BIN)/ruff format --check src scripts tests benchmarks
+	$(BIN)/ruff check src scripts tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
+
+# Our paths against the obvious alternatives; writes benchmarks/RESULTS.md.
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 # Regenerate the lock from the direct pins in requirements.in.
 lock:

@@ -10,8 +10,16 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 CHECKS = {
-    "ruff-format": ["ruff", "format", "--check", "src", "scripts", "tests"],
-    "ruff": ["ruff", "check", "src", "scripts", "tests"],
+    "ruff-format": [
+        "ruff",
+        "format",
+        "--check",
+        "src",
+        "scripts",
+        "tests",
+        "benchmarks",
+    ],
+    "ruff": ["ruff", "check", "src", "scripts", "tests", "benchmarks"],
     "snakefmt": ["snakefmt", "--check", "Snakefile", "rules"],
     "snakemake-lint": ["snakemake", "--lint"],
 }

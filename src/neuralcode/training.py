@@ -295,6 +295,33 @@ def train_group(
         _train_grouped(sub, cfg, data, device, extra, state)
 
 
+def grouped_steps(model, opt, cfg: TrainConfig, x, y, perm) -> None:
+    """One pass of optimiser steps over ``perm`` (indices into ``x``, ``y``).
+
+    Parameters
+    ----------
+    model : GroupedMLP
+    opt : torch.optim.Optimizer
+    cfg : TrainConfig
+        Batch size, weight decay and clipping.
+    x, y : torch.Tensor
+        Training images (n, C, H, W) and labels (n,), on the model's device.
+    perm : torch.Tensor
+        (n_used,) int64 order of the examples; minibatches are its slices.
+    """
+    model.train()
+    for start in range(0, len(perm), cfg.batch_size):
+        idx = perm[start : start + cfg.batch_size]
+        loss = grouped_loss(model(x[idx]), y[idx])
+        if cfg.weight_decay:
+            loss = loss + cfg.weight_decay * model.weight_penalty()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            model.clip_grad_norms_(cfg.grad_clip)
+        opt.step()
+
+
 def _load_resume_state(path, device):
     """The saved state at ``path``, or None when absent or unreadable."""
     if path is None or not path.is_file():
@@ -393,18 +420,8 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
         first_epoch = 1
     for epoch in range(first_epoch, cfg.epochs + 1):
         tic = time.perf_counter()
-        model.train()
         perm = torch.randperm(n, generator=order).to(device)
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            loss = grouped_loss(model(x_train[idx]), y_train[idx])
-            if cfg.weight_decay:
-                loss = loss + cfg.weight_decay * model.weight_penalty()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                model.clip_grad_norms_(cfg.grad_clip)
-            opt.step()
+        grouped_steps(model, opt, cfg, x_train, y_train, perm)
         if sched is not None:
             sched.step()
         end_of_epoch(epoch, time.perf_counter() - tic)
