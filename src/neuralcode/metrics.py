@@ -714,6 +714,7 @@ def code_metrics(
     logreg_max_iter: int = 1000,
     drop_constant: bool = False,
     seed: int = 0,
+    dense_budget_mb: float = 2048,
 ) -> list[dict]:
     """All encoding metrics of one pair of train/test code matrices.
 
@@ -742,6 +743,10 @@ def code_metrics(
     drop_constant : bool, default=False
         Remove the columns constant over train and test together before
         K-Means and logistic regression (the authors' step).
+    dense_budget_mb : float, default=2048
+        Memory of the float32 code matrices above which K-Means and logistic
+        regression switch to the chunked solvers of :mod:`neuralcode.bigcodes`
+        (K-NN and redundancy always work on packed codes).
     seed : int, default=0
         ``random_state`` of K-Means and logistic regression.
 
@@ -763,15 +768,7 @@ def code_metrics(
     rows: list[dict] = []
 
     def add(split, metric, value, setting, used):
-        rows.append(
-            {
-                "split": split,
-                "metric": metric,
-                "value": float(value),
-                "setting": setting,
-                "n_bits_used": int(used),
-            }
-        )
+        rows.append(_row(split, metric, value, setting, used))
 
     for split, packed in (("train", train_packed), ("test", test_packed)):
         add(split, "redundancy", redundancy_ratio(packed), "all bits", n_bits)
@@ -781,6 +778,23 @@ def code_metrics(
     # distances nor the redundancy depend on dropping it: both use all bits.
     knn_acc = knn_accuracy(train_packed, y_train, test_packed, y_test, n_bits, k=k)
     add("test", "knn", knn_acc, f"k={k},hamming", n_bits)
+
+    dense_mb = (len(train_packed) + len(test_packed)) * n_bits * 4 / 2**20
+    if dense_mb > dense_budget_mb:
+        rows += _large_code_metrics(
+            train_packed,
+            y_train,
+            test_packed,
+            y_test,
+            n_bits,
+            n_clusters=n_clusters,
+            kmeans_n_init=kmeans_n_init,
+            logreg_scheme=logreg_scheme,
+            logreg_max_iter=logreg_max_iter,
+            drop_constant=drop_constant,
+            seed=seed,
+        )
+        return rows
 
     x_train = unpack_codes(train_packed, n_bits, dtype=np.float32)  # (n_train, b)
     x_test = unpack_codes(test_packed, n_bits, dtype=np.float32)  # (n_test, b)
@@ -819,3 +833,96 @@ def code_metrics(
     add("test", "logreg", lr["accuracy"], setting, used)
     add("train", "logreg", lr["train_accuracy"], setting, used)
     return rows
+
+
+def _large_code_metrics(
+    train_packed,
+    y_train,
+    test_packed,
+    y_test,
+    n_bits,
+    *,
+    n_clusters,
+    kmeans_n_init,
+    logreg_scheme,
+    logreg_max_iter,
+    drop_constant,
+    seed,
+) -> list[dict]:
+    """K-Means and logistic rows of :func:`code_metrics` on packed codes.
+
+    Used when the float32 matrices would not fit ``dense_budget_mb``: the
+    chunked solvers of :mod:`neuralcode.bigcodes` never unpack all rows.
+    """
+    from .bigcodes import kmeans_packed, logreg_packed, unpack_rows
+
+    if logreg_scheme != "multinomial":
+        raise ValueError(
+            f"one-vs-one logistic regression needs the {n_bits}-bit codes "
+            "unpacked in memory; set metrics.logreg_scheme to multinomial for "
+            "codes this large"
+        )
+    if drop_constant:
+        ones = np.zeros(n_bits, dtype=np.int64)
+        for packed in (train_packed, test_packed):
+            for start in range(0, len(packed), 4096):
+                ones += (
+                    unpack_rows(packed[start : start + 4096], n_bits)
+                    .sum(0)
+                    .long()
+                    .numpy()
+                )
+        n_total = len(train_packed) + len(test_packed)
+        keep = (ones > 0) & (ones < n_total)
+        train_packed = _select_bits(train_packed, n_bits, keep)
+        test_packed = _select_bits(test_packed, n_bits, keep)
+        used = int(keep.sum())
+    else:
+        used = n_bits
+    drop = f",drop_constant={drop_constant}"
+    rows = []
+    for split, packed, y in (
+        ("train", train_packed, y_train),
+        ("test", test_packed, y_test),
+    ):
+        clusters, inertia, n_iter = kmeans_packed(
+            packed, used, n_clusters=n_clusters, n_init=kmeans_n_init, random_state=seed
+        )
+        setting = (
+            f"n_clusters={n_clusters},n_init={kmeans_n_init},seed={seed}"
+            f",n_iter={n_iter},solver=chunked-lloyd{drop}"
+        )
+        for metric, fn in (
+            ("kmeans_purity", cluster_purity),
+            ("kmeans_hungarian", hungarian_accuracy),
+        ):
+            rows.append(_row(split, metric, fn(y, clusters), setting, used))
+    lr = logreg_packed(
+        train_packed, y_train, test_packed, y_test, used, max_iter=logreg_max_iter
+    )
+    setting = (
+        f"scheme=multinomial,solver={lr['solver']},max_iter={logreg_max_iter}"
+        f",n_iter={lr['n_iter']},converged={lr['converged']}{drop}"
+    )
+    rows.append(_row("test", "logreg", lr["accuracy"], setting, used))
+    rows.append(_row("train", "logreg", lr["train_accuracy"], setting, used))
+    return rows
+
+
+def _row(split, metric, value, setting, used) -> dict:
+    return {
+        "split": split,
+        "metric": metric,
+        "value": float(value),
+        "setting": setting,
+        "n_bits_used": int(used),
+    }
+
+
+def _select_bits(packed, n_bits, keep, rows=4096) -> np.ndarray:
+    """Repack the columns ``keep`` of packed codes, a chunk of rows at a time."""
+    out = np.zeros((len(packed), _n_bytes(int(keep.sum()))), dtype=np.uint8)
+    for start in range(0, len(packed), rows):
+        bits = np.unpackbits(packed[start : start + rows], axis=1, count=n_bits)
+        out[start : start + rows] = np.packbits(bits[:, keep], axis=1)
+    return out
