@@ -16,5 +16,6 @@ rule extract_codes:
     params:
         checkpoint=get_checkpoint,
         batch_size=config["extraction"]["batch_size"],
+        code=EXTRACT_CODE,
     script:
         "../scripts/extract_codes.py"

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +42,39 @@ _GROUP_OF = {
 }
 
 
+def canonical(value):
+    """Plain values with sorted keys: Snakemake compares params as stored, so
+    reordering config keys or spelling out a default must not rerun jobs."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+_SOURCE_HASHES = {}
+
+
+def get_source_hash(*modules):
+    """sha256 of package modules, passed as a param so that editing the code
+    behind a rule reruns its jobs (Snakemake tracks only the scripts)."""
+    if modules not in _SOURCE_HASHES:
+        digest = hashlib.sha256()
+        for name in modules:
+            digest.update(
+                (Path(workflow.basedir) / "src/neuralcode" / name).read_bytes()
+            )
+        _SOURCE_HASHES[modules] = digest.hexdigest()[:16]
+    return _SOURCE_HASHES[modules]
+
+
+TRAIN_CODE = get_source_hash(
+    "models.py", "grouped.py", "training.py", "checkpoints.py", "data.py", "pipeline.py"
+)
+EXTRACT_CODE = get_source_hash(
+    "models.py", "extraction.py", "checkpoints.py", "codes.py", "data.py", "pipeline.py"
+)
+METRICS_CODE = get_source_hash("metrics.py", "bigcodes.py", "codes.py", "pipeline.py")
+DATA_CODE = get_source_hash("data.py", "pipeline.py")
+FIGURES_CODE = get_source_hash("figures.py")
+
+
 def get_raw_input(wildcards):
     """Manifest of a dataset's raw download; nothing for embedded ones."""
     if wildcards.dataset in EMBEDDED_DATASETS:
@@ -67,11 +102,13 @@ def get_group(wildcards):
     exp = config["experiments"][wildcards.experiment]
     name = f"{wildcards.experiment}-{wildcards.group}"
     (group,) = [g for g in _GROUPS[wildcards.experiment] if g["name"] == name]
-    return {
-        "models": group["models"],
-        "training": exp["training"],
-        "save_epochs": exp["code_epochs"],
-    }
+    return canonical(
+        {
+            "models": group["models"],
+            "training": exp["training"],
+            "save_epochs": exp["code_epochs"],
+        }
+    )
 
 
 def get_train_runtime(wildcards):
@@ -111,13 +148,30 @@ def get_last_code_epoch(experiment):
     return exp["code_epochs"][-1] if exp else None
 
 
+def get_metric_settings(wildcards):
+    return canonical(config["metrics"])
+
+
+def get_expected_models(wildcards):
+    """(model id, epoch) pairs an experiment's table must hold."""
+    exp = config["experiments"][wildcards.experiment]
+    return [
+        [m["model_id"], epoch]
+        for m in experiment_models(wildcards.experiment, exp)
+        for epoch in exp["code_epochs"]
+    ]
+
+
 def get_caption(experiment):
     """Dataset, preset, seeds and epochs, for figure titles."""
     exp = config["experiments"].get(experiment)
     if exp is None:
         return ""
+    n_seeds = len(exp["seeds"])
+    bn = ", batch norm" if exp["batch_norm"] else ""
     return (
-        f"{exp['dataset']}, preset {config['preset']}, {len(exp['seeds'])} seeds, "
+        f"{exp['dataset']}, preset {config['preset']}, depth {exp['depth']}{bn}, "
+        f"{n_seeds} seed{'s' if n_seeds > 1 else ''}, "
         f"epoch {exp['code_epochs'][-1]} of {exp['training']['epochs']}"
     )
 

@@ -36,5 +36,6 @@ rule prepare_dataset:
     params:
         seed=config["datasets"]["split_seed"],
         raw_dir=get_raw_dir,
+        code=DATA_CODE,
     script:
         "../scripts/prepare_dataset.py"

@@ -14,6 +14,7 @@ rule fig2a:
     params:
         caption=get_caption("width"),
         epoch=get_last_code_epoch("width"),
+        code=FIGURES_CODE,
     script:
         "../scripts/fig2a.py"
 
@@ -34,5 +35,6 @@ rule fig2b:
     params:
         caption=get_caption("width"),
         epoch=get_last_code_epoch("width"),
+        code=FIGURES_CODE,
     script:
         "../scripts/fig2b.py"

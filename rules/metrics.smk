@@ -13,7 +13,8 @@ rule code_metrics:
         mem_mb=4000,
         runtime=20,
     params:
-        settings=config["metrics"],
+        settings=get_metric_settings,
+        code=METRICS_CODE,
     script:
         "../scripts/code_metrics.py"
 
@@ -30,5 +31,7 @@ rule collect_metrics:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        expected=get_expected_models,
     script:
         "../scripts/collect_metrics.py"

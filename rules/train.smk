@@ -17,5 +17,6 @@ rule train:
         gpu=0,
     params:
         group=get_group,
+        code=TRAIN_CODE,
     script:
         "../scripts/train.py"

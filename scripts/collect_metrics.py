@@ -8,4 +8,8 @@ from neuralcode.logs import setup_logging
 from neuralcode.pipeline import collect_tables
 
 setup_logging()
-collect_tables(list(snakemake.input), snakemake.output[0])
+collect_tables(
+    list(snakemake.input),
+    snakemake.output[0],
+    expected=snakemake.params.expected,
+)

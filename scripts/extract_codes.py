@@ -14,4 +14,6 @@ run_extraction(
     store_path=snakemake.output[0],
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
+    model_id=snakemake.wildcards.model,
+    epoch=int(snakemake.wildcards.epoch),
 )

@@ -117,3 +117,39 @@ def test_unfinished_store_is_rejected(tmp_path):
     zarr.open_group(tmp_path / "half.zarr", mode="w")
     with pytest.raises(ValueError, match="rerun the workflow"):
         read_codes(tmp_path / "half.zarr", "train")
+
+
+def chunk_files(store):
+    return sorted(p for p in (store / "test" / "relu0" / "c").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("damage", ["flip", "delete", "truncate"])
+def test_damaged_store_is_refused(tmp_path, rng, damage):
+    images = rng.integers(0, 256, size=(40, 1, 2, 1), dtype=np.uint8)
+    store = write_store(tmp_path, hand_built_mlp(), images, np.zeros(40), 8)
+    read_codes(store, "test")  # intact: reads
+    files = chunk_files(store)
+    target = files[len(files) // 2]
+    raw = bytearray(target.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+        target.write_bytes(bytes(raw))
+    elif damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(ValueError, match="damaged.*rerun the workflow"):
+        read_codes(store, "test")
+
+
+def test_swapped_checkpoint_is_refused(tmp_path):
+    model = hand_built_mlp()
+    images = np.zeros((2, 1, 2, 1), dtype=np.uint8)
+    write_store(tmp_path, model, images, np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match="model_id='hand' but 'other'"):
+        extract_codes(
+            tmp_path / "m.pt",
+            {"test": (images, [0, 1])},
+            tmp_path / "other.zarr",
+            expect={"model_id": "other", "epoch": 0},
+        )

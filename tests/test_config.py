@@ -98,3 +98,8 @@ def test_models_and_groups(config):
     assert sizes == [3, 3, 1]
     flat = [m["model_id"] for g in small for m in g["models"]]
     assert sorted(flat) == sorted(m["model_id"] for m in models)
+
+
+def test_an_experiment_left_out_is_not_run():
+    cfg = validate_config({"experiments": {}})
+    assert cfg["experiments"] == {}

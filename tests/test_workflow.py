@@ -109,3 +109,28 @@ def test_offline_download_fails_with_instructions(tmp_path, closed_loopback_url)
     assert "place the files by hand" in out
     assert not (tmp_path / "resources/raw/mnist.json").exists()
     assert not (tmp_path / "results/data/mnist.npz").exists()
+
+
+def test_key_order_and_spelled_out_defaults_rerun_nothing(tiny_run, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    width = config["experiments"]["width"]
+    # Same science: keys reordered, defaults written out.
+    width["training"] = {"lr": 0.01, "batch_size": 128, "epochs": 2}
+    config["metrics"] = {"logreg_max_iter": 300, "knn_k": 9, "kmeans_n_init": 2}
+    config["experiments"]["width"] = dict(reversed(list(width.items())))
+    with open(workdir / "config.yaml", "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-2000:]
+
+    # A real change of science reruns training and everything after it.
+    width["training"]["lr"] = 0.001
+    with open(workdir / "config.yaml", "w") as fh:
+        yaml.safe_dump(config, fh)
+    result = snakemake(workdir, "--dry-run")
+    assert "train " in result.stdout or "train\n" in result.stdout

@@ -47,6 +47,7 @@ def atomic_torch_save(obj, path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates files private to the owner
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -103,7 +104,12 @@ def load_checkpoint(path, device="cpu"):
         weights do not fit its model config.
     """
     path = Path(path)
-    fix = f"Delete {path} and rerun the workflow so the training rule writes it again."
+    # A training job's output is its whole group directory, so deleting this
+    # file alone would not make Snakemake retrain it.
+    fix = (
+        f"Retrain its group: `snakemake --forcerun {path.parent.parent}` (or delete "
+        "that directory and rerun the workflow)."
+    )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist. {fix}")
     try:

@@ -16,6 +16,7 @@ metric jobs' start-up short.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,36 @@ def open_store(store_path):
     return root
 
 
+def _read_array(store_path, group, name: str, digest: str | None) -> np.ndarray:
+    """Read one array whole and check it against its recorded sha256."""
+    fix = f"delete {store_path} and rerun the workflow to extract the codes again"
+    try:
+        data = group[name][:]
+    except Exception as exc:  # zarr raises several types for damaged chunks
+        raise ValueError(
+            f"code store {store_path} is damaged: reading {group.path}/{name} "
+            f"failed ({type(exc).__name__}: {exc}); {fix}"
+        ) from exc
+    if digest is not None:
+        got = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+        if got != digest:
+            raise ValueError(
+                f"code store {store_path} is damaged: {group.path}/{name} does not "
+                f"match the sha256 recorded when it was written (a chunk was "
+                f"changed or removed); {fix}"
+            )
+    return data
+
+
 def read_codes(store_path, split: str, layers=None) -> CodeSet:
     """Read the codes of ``split``, concatenating the chosen layers.
+
+    Every array is checked against the sha256 recorded at extraction.
 
     Parameters
     ----------
     store_path : path-like
-        Store written by :func:`extract_codes`.
+        Store written by :func:`neuralcode.extraction.extract_codes`.
     split : str
         Group name, e.g. ``"train"``.
     layers : list of int, optional
@@ -68,9 +92,18 @@ def read_codes(store_path, split: str, layers=None) -> CodeSet:
     meta = root.attrs["layers"]
     if split not in root:
         raise KeyError(f"{store_path} has no split {split!r}; it has {list(root)}")
+    digests = root.attrs.get("sha256", {}).get(split, {})
     chosen = range(len(meta)) if layers is None else layers
     group = root[split]
-    parts = [(group[meta[i]["array"]][:], meta[i]["n_bits"]) for i in chosen]
+    parts = [
+        (
+            _read_array(
+                store_path, group, meta[i]["array"], digests.get(meta[i]["array"])
+            ),
+            meta[i]["n_bits"],
+        )
+        for i in chosen
+    ]
     if all(b % 8 == 0 for _, b in parts):
         packed = np.concatenate([p for p, _ in parts], axis=1)
     else:
@@ -79,4 +112,5 @@ def read_codes(store_path, split: str, layers=None) -> CodeSet:
         bits = [np.unpackbits(p, axis=1, count=b) for p, b in parts]
         packed = np.packbits(np.concatenate(bits, axis=1), axis=1)
     n_bits = sum(b for _, b in parts)
-    return CodeSet(packed, n_bits, group["labels"][:])
+    labels = _read_array(store_path, group, "labels", digests.get("labels"))
+    return CodeSet(packed, n_bits, labels)

@@ -4,6 +4,7 @@ device and the batches stream into a zarr store (layout in :mod:`neuralcode.code
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
+from zarr.codecs import ZstdCodec
 
 from .checkpoints import load_checkpoint
 from .codes import STORE_FORMAT
@@ -100,6 +102,7 @@ def extract_codes(
     batch_size: int = 1000,
     device=None,
     attrs=None,
+    expect=None,
 ) -> None:
     """Write the neural codes of a checkpoint on several splits to one zarr store.
 
@@ -121,12 +124,22 @@ def extract_codes(
         Defaults to CUDA when available.
     attrs : dict, optional
         Extra attributes recorded on the store (dataset name...).
+    expect : dict, optional
+        Values the checkpoint must hold, e.g. ``{"model_id": ..., "epoch": ...}``.
     """
     store_path = Path(store_path)
     if store_path.exists():
         raise FileExistsError(f"{store_path} exists; remove it to recompute")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, ckpt = load_checkpoint(checkpoint, device=device)
+    for key, value in (expect or {}).items():
+        if ckpt.get(key) != value:
+            raise ValueError(
+                f"checkpoint {checkpoint} holds {key}={ckpt.get(key)!r} but "
+                f"{value!r} was expected for {store_path}; the file was swapped or "
+                "copied by hand. Rerun its training job (`snakemake --forcerun "
+                f"{Path(checkpoint).parent.parent}`)"
+            )
     names = [name for name, _ in relu_modules(model)]
 
     tmp = store_path.with_name(store_path.name + ".tmp")
@@ -134,10 +147,15 @@ def extract_codes(
         shutil.rmtree(tmp)
     root = zarr.open_group(tmp, mode="w", zarr_format=3)
     n_bits_seen = None
-    sizes = {}
+    sizes, digests = {}, {}
+    # zstd frames carry a checksum, and every array's sha256 goes into the
+    # attributes, so a damaged or missing chunk is caught when read back.
+    zstd = ZstdCodec(level=3, checksum=True)
     for split, (images, labels) in splits.items():
         group = root.create_group(split)
-        group.create_array("labels", data=np.asarray(labels, dtype=np.int64))
+        labels = np.asarray(labels, dtype=np.int64)
+        group.create_array("labels", data=labels, compressors=zstd)
+        hashes = {"labels": hashlib.sha256(labels.tobytes()).hexdigest()}
         arrays = None
         for start, n_bits, packed in iter_codes(model, images, batch_size, device):
             if arrays is None:
@@ -147,12 +165,18 @@ def extract_codes(
                         shape=(len(images), p.shape[1]),
                         chunks=(batch_size, p.shape[1]),
                         dtype="uint8",
+                        compressors=zstd,
                     )
                     for i, p in enumerate(packed)
                 ]
-            for arr, p in zip(arrays, packed, strict=True):
+                running = [hashlib.sha256() for _ in packed]
+            for arr, h, p in zip(arrays, running, packed, strict=True):
                 arr[start : start + len(p)] = p
+                h.update(np.ascontiguousarray(p).tobytes())
             n_bits_seen = list(n_bits)
+        for arr, h in zip(arrays, running, strict=True):
+            hashes[arr.basename] = h.hexdigest()
+        digests[split] = hashes
         sizes[split] = len(images)
         logger.info("%s: %d codes of %d bits", split, len(images), sum(n_bits))
     root.attrs.update(
@@ -167,6 +191,7 @@ def extract_codes(
                 for i, (name, b) in enumerate(zip(names, n_bits_seen, strict=True))
             ],
             "splits": sizes,
+            "sha256": digests,
             # The network's own loss and accuracy at this epoch, from training.
             "network": ckpt.get("metrics", {}),
             **(attrs or {}),

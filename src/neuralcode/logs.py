@@ -12,3 +12,5 @@ def setup_logging(level=logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # faiss logs each optional CPU build it tries, failures included, at INFO.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)

@@ -145,8 +145,20 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     shutil.rmtree(work)
 
 
-def run_extraction(checkpoint, dataset_path, store_path, batch_size=1000, threads=1):
-    """Codes of a checkpoint on its dataset's train and test splits."""
+def run_extraction(
+    checkpoint,
+    dataset_path,
+    store_path,
+    batch_size=1000,
+    threads=1,
+    model_id=None,
+    epoch=None,
+):
+    """Codes of a checkpoint on its dataset's train and test splits.
+
+    ``model_id`` and ``epoch``, when given, must match the checkpoint's own,
+    so a swapped or hand-copied file cannot pass for another model.
+    """
     import torch
 
     from .extraction import extract_codes
@@ -163,6 +175,9 @@ def run_extraction(checkpoint, dataset_path, store_path, batch_size=1000, thread
         store_path,
         batch_size=batch_size,
         attrs={"dataset": dataset.name},
+        expect={
+            k: v for k, v in (("model_id", model_id), ("epoch", epoch)) if v is not None
+        },
     )
 
 
@@ -227,9 +242,38 @@ def run_metrics(store_path, settings, experiment, out_csv):
     logger.info("%s epoch %s: %d metric rows", meta["model_id"], meta["epoch"], len(df))
 
 
-def collect_tables(paths, out_csv) -> None:
-    """Concatenate per-model metric tables into one sorted table."""
+def collect_tables(paths, out_csv, expected=None) -> None:
+    """Concatenate per-model metric tables into one sorted table.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Per-model tables.
+    out_csv : path-like
+        Destination.
+    expected : list of [model_id, epoch], optional
+        The (model, epoch) pairs the config asks for; the table must hold
+        exactly these, each once.
+    """
     df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    sort = [c for c in ("experiment", "width", "seed", "epoch", "split", "metric")]
+    key = ["model_id", "epoch", "split", "metric"]
+    repeated = df[df.duplicated(key, keep=False)]
+    pairs = repeated[["model_id", "epoch"]].drop_duplicates()
+    if not repeated.empty:
+        raise ValueError(
+            "metric tables repeat rows for "
+            f"{pairs.values.tolist()}: a code store "
+            "holds another model's codes; delete the stores of those models and "
+            "rerun the workflow"
+        )
+    if expected is not None:
+        have = {(m, int(e)) for m, e in df[["model_id", "epoch"]].values}
+        want = {(m, int(e)) for m, e in expected}
+        if have != want:
+            raise ValueError(
+                f"metric tables hold {sorted(have - want)} but lack "
+                f"{sorted(want - have)}; delete the stray files and rerun the workflow"
+            )
+    sort = ["experiment", "width", "seed", "epoch", "split", "metric"]
     write_csv(df.sort_values(sort, kind="stable"), out_csv)
     logger.info("%d rows from %d tables", len(df), len(paths))
