@@ -248,3 +248,36 @@ def test_stale_work_of_other_settings_is_discarded(tmp_path, dataset):
     }
     run_training_group(data, small, out)
     assert (out / "w4" / "e2.pt").is_file() and not work.exists()
+
+
+def test_bf16_autocast_is_recorded_and_close_to_fp32(tmp_path, dataset):
+    cfgs = configs(1, False, widths=(6, 12))
+    accuracy = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(
+            epochs=10, batch_size=16, save_epochs=(10,), precision=precision
+        )
+        jobs = [
+            ModelJob(
+                f"m{i}",
+                c,
+                0,
+                {10: tmp_path / precision / f"m{i}.pt"},
+                tmp_path / precision / f"m{i}.csv",
+            )
+            for i, c in enumerate(cfgs)
+        ]
+        train_group(dataset, jobs, cfg, device="cpu")
+        for job in jobs:
+            model, ckpt = load_checkpoint(job.checkpoints[10])
+            assert ckpt["amp"] == ("bf16" if precision == "bf16" else False)
+            assert ckpt["train_config"]["precision"] == precision
+            assert all(p.dtype == torch.float32 for p in model.parameters())
+            accuracy[precision, job.model_id] = ckpt["metrics"]["train_accuracy"]
+    assert min(accuracy.values()) > 0.35  # 4 classes: chance is 0.25
+    for model_id in ("m0", "m1"):
+        assert accuracy["bf16", model_id] == pytest.approx(
+            accuracy["fp32", model_id], abs=0.1
+        )
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(epochs=1, precision="fp16")
