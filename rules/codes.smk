@@ -1,21 +1,49 @@
+# Codes and diameters are computed per training group, the unit that retrains
+# when anything about its models changes: one process loads torch and the data
+# once for all of the group's checkpoints.
 rule extract_codes:
     input:
-        models=get_group_dir,
+        models="results/models/{experiment}/{group}",
         data=get_dataset_file,
     output:
-        directory("results/codes/{experiment}/{model}/e{epoch}.zarr"),
+        directory("results/codes/{experiment}/{group}"),
     log:
-        "logs/codes/{experiment}/{model}/e{epoch}.log",
+        "logs/codes/{experiment}/{group}.log",
     benchmark:
-        "benchmarks/codes/{experiment}/{model}/e{epoch}.tsv"
+        "benchmarks/codes/{experiment}/{group}.tsv"
     conda:
         ENV
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=30,
     params:
-        checkpoint=get_checkpoint,
+        stores=get_code_items,
         batch_size=config["extraction"]["batch_size"],
+        probes=lambda wc: get_experiment(wc)["probes"],
+        probe_seed=lambda wc: get_experiment(wc)["subset_seed"],
         code=EXTRACT_CODE,
     script:
         "../scripts/extract_codes.py"
+
+
+rule diameters:
+    input:
+        models="results/models/{experiment}/{group}",
+        data=get_dataset_file,
+    output:
+        "results/diameters/{experiment}/{group}.csv",
+    log:
+        "logs/diameters/{experiment}/{group}.log",
+    benchmark:
+        "benchmarks/diameters/{experiment}/{group}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        checkpoints=get_diameter_items,
+        settings=lambda wc: canonical(get_experiment(wc)["diameters"]),
+        code=DIAMETERS_CODE,
+    script:
+        "../scripts/diameters.py"

@@ -23,22 +23,14 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     experiment="[a-z][a-z0-9_]*",
     group="s[0-9]+-g[0-9]+",
-    model="[a-z0-9]+(-[a-z0-9]+)*",
-    epoch="[0-9]+",
 
 
 ENV = "../envs/neuralcode.yaml"
-EMBEDDED_DATASETS = ("mnist5k", "digits")
+EMBEDDED_DATASETS = ("mnist5k", "digits", "random")
 
 _GROUPS = {
     name: training_groups(name, exp, config["group_size"])
     for name, exp in config["experiments"].items()
-}
-_GROUP_OF = {
-    (name, m["model_id"]): g["name"].removeprefix(f"{name}-")
-    for name, groups in _GROUPS.items()
-    for g in groups
-    for m in g["models"]
 }
 
 
@@ -65,10 +57,26 @@ def get_source_hash(*modules):
 
 
 TRAIN_CODE = get_source_hash(
-    "models.py", "grouped.py", "training.py", "checkpoints.py", "data.py", "pipeline.py"
+    "models.py",
+    "grouped.py",
+    "training.py",
+    "views.py",
+    "checkpoints.py",
+    "data.py",
+    "pipeline.py",
 )
 EXTRACT_CODE = get_source_hash(
-    "models.py", "extraction.py", "checkpoints.py", "codes.py", "data.py", "pipeline.py"
+    "models.py",
+    "extraction.py",
+    "views.py",
+    "probes.py",
+    "checkpoints.py",
+    "codes.py",
+    "data.py",
+    "pipeline.py",
+)
+DIAMETERS_CODE = get_source_hash(
+    "models.py", "diameters.py", "probes.py", "checkpoints.py", "data.py", "pipeline.py"
 )
 METRICS_CODE = get_source_hash("metrics.py", "bigcodes.py", "codes.py", "pipeline.py")
 DATA_CODE = get_source_hash("data.py", "pipeline.py")
@@ -97,73 +105,98 @@ def get_dataset_file(wildcards):
     return f"results/data/{dataset}.npz"
 
 
+def get_experiment(wildcards):
+    return config["experiments"][wildcards.experiment]
+
+
+def get_save_epochs(exp):
+    """Epochs whose checkpoints a training run keeps: codes and diameters."""
+    return sorted(set(exp["code_epochs"]) | set(exp["diameters"]["epochs"]))
+
+
 def get_group(wildcards):
     """Everything a training job needs, as plain values (tracked as params)."""
-    exp = config["experiments"][wildcards.experiment]
+    exp = get_experiment(wildcards)
     name = f"{wildcards.experiment}-{wildcards.group}"
     (group,) = [g for g in _GROUPS[wildcards.experiment] if g["name"] == name]
     return canonical(
         {
             "models": group["models"],
             "training": exp["training"],
-            "save_epochs": exp["code_epochs"],
+            "save_epochs": get_save_epochs(exp),
         }
     )
 
 
 def get_train_runtime(wildcards):
     """Minutes for a training job: generous for CPU runs of the quick preset."""
-    exp = config["experiments"][wildcards.experiment]
+    exp = get_experiment(wildcards)
     n_models = len(get_group(wildcards)["models"])
     return 10 + n_models * exp["training"]["epochs"] // 20
 
 
-def get_group_dir(wildcards):
-    key = (wildcards.experiment, wildcards.model)
-    if key not in _GROUP_OF:
-        raise ValueError(
-            f"model {wildcards.model!r} is not part of experiment "
-            f"{wildcards.experiment!r} in the config"
-        )
-    return f"results/models/{wildcards.experiment}/{_GROUP_OF[key]}"
-
-
-def get_checkpoint(wildcards):
-    group_dir = get_group_dir(wildcards)
-    return f"{group_dir}/{wildcards.model}/e{wildcards.epoch}.pt"
-
-
-def get_metric_tables(wildcards):
-    exp = config["experiments"][wildcards.experiment]
+def get_group_dirs(wildcards):
     return [
-        f"results/metrics/{wildcards.experiment}/{m['model_id']}/e{epoch}.csv"
-        for m in experiment_models(wildcards.experiment, exp)
-        for epoch in exp["code_epochs"]
+        f"results/models/{wildcards.experiment}/"
+        + g["name"].removeprefix(f"{wildcards.experiment}-")
+        for g in _GROUPS[wildcards.experiment]
     ]
 
 
-def get_last_code_epoch(experiment):
-    """Epoch a figure of final models shows; None if the experiment is off."""
-    exp = config["experiments"].get(experiment)
-    return exp["code_epochs"][-1] if exp else None
+def get_group_models(wildcards):
+    """The config entries of one training group's models."""
+    name = f"{wildcards.experiment}-{wildcards.group}"
+    (group,) = [g for g in _GROUPS[wildcards.experiment] if g["name"] == name]
+    return canonical(group["models"])
+
+
+def get_code_items(wildcards):
+    """[model id, epoch] of every code store of a group."""
+    epochs = get_experiment(wildcards)["code_epochs"]
+    return [[m["model_id"], e] for m in get_group_models(wildcards) for e in epochs]
+
+
+def get_diameter_items(wildcards):
+    epochs = get_experiment(wildcards)["diameters"]["epochs"]
+    return [[m["model_id"], e] for m in get_group_models(wildcards) for e in epochs]
+
+
+def get_group_tables(wildcards):
+    """Per-group tables an experiment's metrics or diameters table joins."""
+    exp = get_experiment(wildcards)
+    kind = wildcards.table
+    epochs = exp["diameters"]["epochs"] if kind == "diameters" else exp["code_epochs"]
+    if not epochs:
+        raise ValueError(
+            f"experiment {wildcards.experiment!r} computes no {kind}: its epoch list "
+            "is empty in the config"
+        )
+    return [
+        f"results/{kind}/{wildcards.experiment}/"
+        + g["name"].removeprefix(f"{wildcards.experiment}-")
+        + ".csv"
+        for g in _GROUPS[wildcards.experiment]
+    ]
+
+
+def get_expected_models(wildcards):
+    """(model id, epoch) pairs an experiment's table must hold."""
+    exp = get_experiment(wildcards)
+    kind = wildcards.table
+    epochs = exp["diameters"]["epochs"] if kind == "diameters" else exp["code_epochs"]
+    return [
+        [m["model_id"], epoch]
+        for m in experiment_models(wildcards.experiment, exp)
+        for epoch in epochs
+    ]
 
 
 def get_metric_settings(wildcards):
     return canonical(config["metrics"])
 
 
-def get_expected_models(wildcards):
-    """(model id, epoch) pairs an experiment's table must hold."""
-    exp = config["experiments"][wildcards.experiment]
-    return [
-        [m["model_id"], epoch]
-        for m in experiment_models(wildcards.experiment, exp)
-        for epoch in exp["code_epochs"]
-    ]
-
-
 def get_caption(experiment):
-    """Dataset, preset, seeds and epochs, for figure titles."""
+    """Dataset, preset, depth, seeds and training length, for figure titles."""
     exp = config["experiments"].get(experiment)
     if exp is None:
         return ""
@@ -172,15 +205,116 @@ def get_caption(experiment):
     return (
         f"{exp['dataset']}, preset {config['preset']}, depth {exp['depth']}{bn}, "
         f"{n_seeds} seed{'s' if n_seeds > 1 else ''}, "
-        f"epoch {exp['code_epochs'][-1]} of {exp['training']['epochs']}"
+        f"{exp['training']['epochs']} epochs"
     )
 
 
+# Every figure and table of the paper the workflow draws: the experiment it
+# reads, the table kind, and options picked from that experiment's config.
+def _last(epochs):
+    return epochs[-1] if epochs else None
+
+
+def _code_epoch(exp):
+    return {"epoch": _last(exp["code_epochs"])}
+
+
+def _histogram(width, against):
+    def options(exp):
+        epochs = exp["diameters"]["epochs"]
+        if width not in exp["widths"] or not epochs:
+            raise ValueError(
+                f"the diameter histograms need width {width} in "
+                "experiments.diameters.widths and at least one epoch in "
+                "experiments.diameters.diameters.epochs"
+            )
+        if against == "time":
+            return {"width": width, "early": epochs[0], "late": epochs[-1]}
+        return {
+            "width": width,
+            "epoch": epochs[-1],
+            "probe": exp["diameters"]["probes"],
+        }
+
+    return options
+
+
+def _no_options(exp):
+    return {}
+
+
+ARTIFACTS = {
+    "fig2a": ("width", "metrics", _code_epoch),
+    "fig2b": ("width", "metrics", _code_epoch),
+    "fig2c": (
+        "diameters",
+        "diameters",
+        lambda e: {"epoch": _last(e["diameters"]["epochs"])},
+    ),
+    "fig2d": ("diameters", "diameters", _histogram(50, "time")),
+    "fig2e": ("diameters", "diameters", _histogram(50, "random")),
+    "fig7a": ("diameters", "diameters", _histogram(60, "time")),
+    "fig7b": ("diameters", "diameters", _histogram(60, "random")),
+    "fig7c": ("diameters", "diameters", _histogram(70, "time")),
+    "fig7d": ("diameters", "diameters", _histogram(70, "random")),
+    "fig2f": ("time_mnist", "metrics", _no_options),
+    "fig3a": ("time_mnist", "metrics", _no_options),
+    "fig8a": ("time_mnist", "metrics", _no_options),
+    "fig8b": ("time_mnist", "metrics", _no_options),
+    "fig3b": ("time_cifar", "metrics", _no_options),
+    "fig3c": ("time_cifar", "metrics", _no_options),
+    "fig4a": ("size_cifar", "metrics", _code_epoch),
+    "fig4b": ("size_cifar", "metrics", _code_epoch),
+    "fig9a": ("size_mnist", "metrics", _code_epoch),
+    "fig9b": ("size_mnist", "metrics", _code_epoch),
+    "fig5a": ("layers_time", "metrics", _no_options),
+    "fig5b": ("layers_time", "metrics", _no_options),
+    "fig5c": ("layers_size", "metrics", _code_epoch),
+    "fig5d": ("layers_size", "metrics", _code_epoch),
+    "fig6a": ("regularisers", "metrics", _code_epoch),
+    "fig6b": ("regularisers", "metrics", _code_epoch),
+    "fig10": ("regularisers", "metrics", _code_epoch),
+    "fig12a": ("label_noise", "metrics", _code_epoch),
+    "fig12b": ("label_noise", "metrics", _code_epoch),
+    "fig11": ("random_labels", "dataset", _no_options),
+}
+
+
+def get_figure_input(wildcards):
+    experiment, kind, _ = ARTIFACTS[wildcards.figure]
+    if kind == "dataset":
+        dataset = config["experiments"][experiment]["dataset"]
+        return {kind: f"results/data/{dataset}.npz"}
+    return {kind: f"results/tables/{experiment}/{kind}.csv"}
+
+
+def get_figure_options(wildcards):
+    experiment, _, options = ARTIFACTS[wildcards.figure]
+    return canonical(options(config["experiments"][experiment]))
+
+
+def get_figure_caption(wildcards):
+    return get_caption(ARTIFACTS[wildcards.figure][0])
+
+
+# Check every enabled artifact's options now, before any job runs.
+for _name, (_experiment, _, _options) in ARTIFACTS.items():
+    if _experiment in config["experiments"]:
+        _options(config["experiments"][_experiment])
+
+
 def get_final_outputs():
-    """Every artifact of the configured experiments."""
+    """Every artifact whose experiment the config enables."""
+    enabled = config["experiments"]
     outputs = []
-    if "width" in config["experiments"]:
-        outputs += expand(
-            "results/figures/{fig}.{ext}", fig=["fig2a", "fig2b"], ext=["pdf", "png"]
-        )
+    for name, (experiment, _, _) in ARTIFACTS.items():
+        if experiment in enabled:
+            outputs += expand(
+                "results/figures/{fig}.{ext}", fig=name, ext=["pdf", "png"]
+            )
+    if "random_labels" in enabled:
+        outputs += ["results/tables/table5.csv", "results/tables/table5.md"]
+    for name, exp in enabled.items():
+        if exp["code_epochs"]:
+            outputs.append(f"results/tables/{name}/metrics.csv")
     return outputs

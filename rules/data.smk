@@ -36,6 +36,9 @@ rule prepare_dataset:
     params:
         seed=config["datasets"]["split_seed"],
         raw_dir=get_raw_dir,
+        random_sizes=lambda wc: (
+            canonical(config["datasets"]["random"]) if wc.dataset == "random" else None
+        ),
         code=DATA_CODE,
     script:
         "../scripts/prepare_dataset.py"

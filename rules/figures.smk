@@ -1,40 +1,42 @@
-rule fig2a:
+# Every figure of the paper is a target: results/figures/<name>.pdf and .png.
+rule figure:
     input:
-        "results/tables/width/metrics.csv",
+        unpack(get_figure_input),
     output:
-        pdf="results/figures/fig2a.pdf",
-        png="results/figures/fig2a.png",
+        pdf="results/figures/{figure}.pdf",
+        png="results/figures/{figure}.png",
     log:
-        "logs/figures/fig2a.log",
+        "logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(ARTIFACTS),
     conda:
         ENV
     resources:
         mem_mb=1000,
         runtime=5,
     params:
-        caption=get_caption("width"),
-        epoch=get_last_code_epoch("width"),
+        caption=get_figure_caption,
+        options=get_figure_options,
         code=FIGURES_CODE,
     script:
-        "../scripts/fig2a.py"
+        "../scripts/figure.py"
 
 
-rule fig2b:
+rule table5:
     input:
-        "results/tables/width/metrics.csv",
+        "results/tables/random_labels/history.csv",
     output:
-        pdf="results/figures/fig2b.pdf",
-        png="results/figures/fig2b.png",
+        csv="results/tables/table5.csv",
+        md="results/tables/table5.md",
     log:
-        "logs/figures/fig2b.log",
+        "logs/tables/table5.log",
     conda:
         ENV
     resources:
         mem_mb=1000,
         runtime=5,
     params:
-        caption=get_caption("width"),
-        epoch=get_last_code_epoch("width"),
+        epochs=config["table5_epochs"],
         code=FIGURES_CODE,
     script:
-        "../scripts/fig2b.py"
+        "../scripts/table5.py"

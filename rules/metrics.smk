@@ -1,37 +1,64 @@
 rule code_metrics:
     input:
-        codes="results/codes/{experiment}/{model}/e{epoch}.zarr",
+        codes="results/codes/{experiment}/{group}",
     output:
-        "results/metrics/{experiment}/{model}/e{epoch}.csv",
+        "results/metrics/{experiment}/{group}.csv",
     log:
-        "logs/metrics/{experiment}/{model}/e{epoch}.log",
+        "logs/metrics/{experiment}/{group}.log",
     benchmark:
-        "benchmarks/metrics/{experiment}/{model}/e{epoch}.tsv"
+        "benchmarks/metrics/{experiment}/{group}.tsv"
     conda:
         ENV
     resources:
         mem_mb=4000,
-        runtime=20,
+        runtime=60,
     params:
         settings=get_metric_settings,
+        models=get_group_models,
+        epochs=lambda wc: get_experiment(wc)["code_epochs"],
+        layers=lambda wc: get_experiment(wc)["layer_sets"],
         code=METRICS_CODE,
     script:
         "../scripts/code_metrics.py"
 
 
-rule collect_metrics:
+# One table per experiment, from its groups' metric or diameter tables.
+rule collect_table:
     input:
-        get_metric_tables,
+        get_group_tables,
     output:
-        "results/tables/{experiment}/metrics.csv",
+        "results/tables/{experiment}/{table}.csv",
     log:
-        "logs/tables/{experiment}/metrics.log",
+        "logs/tables/{experiment}/{table}.log",
+    wildcard_constraints:
+        table="metrics|diameters",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        expected=get_expected_models,
+    script:
+        "../scripts/collect_metrics.py"
+
+
+rule collect_history:
+    input:
+        get_group_dirs,
+    output:
+        "results/tables/{experiment}/history.csv",
+    log:
+        "logs/tables/{experiment}/history.log",
     conda:
         ENV
     resources:
         mem_mb=1000,
         runtime=5,
     params:
-        expected=get_expected_models,
+        models=lambda wc: canonical(
+            experiment_models(wc.experiment, get_experiment(wc))
+        ),
+        dataset=lambda wc: get_experiment(wc)["dataset"],
     script:
-        "../scripts/collect_metrics.py"
+        "../scripts/collect_history.py"

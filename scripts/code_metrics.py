@@ -1,4 +1,4 @@
-"""Encoding metrics of one code store, as a tidy CSV."""
+"""Encoding metrics of one training group's code stores, as a tidy CSV."""
 
 import sys
 
@@ -9,8 +9,11 @@ from neuralcode.pipeline import run_metrics
 
 setup_logging()
 run_metrics(
-    store_path=snakemake.input.codes,
+    codes_dir=snakemake.input.codes,
+    models=snakemake.params.models,
+    epochs=snakemake.params.epochs,
     settings=snakemake.params.settings,
     experiment=snakemake.wildcards.experiment,
     out_csv=snakemake.output[0],
+    layers=snakemake.params.layers,
 )

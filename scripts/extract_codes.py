@@ -1,4 +1,4 @@
-"""Neural codes of one checkpoint on the train and test splits."""
+"""Neural codes of one training group's checkpoints, one zarr store each."""
 
 import sys
 
@@ -9,11 +9,12 @@ from neuralcode.pipeline import run_extraction
 
 setup_logging()
 run_extraction(
-    checkpoint=snakemake.params.checkpoint,
+    models_dir=snakemake.input.models,
     dataset_path=snakemake.input.data,
-    store_path=snakemake.output[0],
+    out_dir=snakemake.output[0],
+    items=snakemake.params.stores,
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
-    model_id=snakemake.wildcards.model,
-    epoch=int(snakemake.wildcards.epoch),
+    probes=snakemake.params.probes,
+    probe_seed=snakemake.params.probe_seed,
 )

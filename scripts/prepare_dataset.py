@@ -12,5 +12,6 @@ dataset = prepare(
     snakemake.wildcards.dataset,
     seed=snakemake.params.seed,
     raw_dir=snakemake.params.raw_dir,
+    random_sizes=snakemake.params.random_sizes,
 )
 save_dataset(dataset, snakemake.output[0])

@@ -103,3 +103,93 @@ def test_models_and_groups(config):
 def test_an_experiment_left_out_is_not_run():
     cfg = validate_config({"experiments": {}})
     assert cfg["experiments"] == {}
+
+
+def test_variant_grids_expand_into_named_models():
+    cfg = validate_config(
+        {
+            "experiments": {
+                "mix": {
+                    "widths": [10],
+                    "seeds": [0],
+                    "regularisers": ["none", "weight_decay", "batch_norm"],
+                    "train_sizes": [100],
+                    "label_noise": [0.0, 0.1],
+                    "training": {"weight_decay": 0.0, "grad_clip": 0.5},
+                }
+            }
+        }
+    )
+    models = {
+        m["model_id"]: m for m in experiment_models("mix", cfg["experiments"]["mix"])
+    }
+    assert sorted(models) == sorted(
+        f"w010{r}-n100-p{p}-s0" for r in ("", "-wd", "-bn") for p in (0, 10)
+    )
+    wd = models["w010-wd-n100-p10-s0"]
+    assert wd["optim"] == {"weight_decay": 0.01, "grad_clip": 0.5}
+    assert wd["view"] == {"train_size": 100, "label_noise": 0.1, "seed": 0}
+    assert models["w010-bn-n100-p0-s0"]["model"]["batch_norm"] is True
+    assert models["w010-n100-p0-s0"]["optim"]["weight_decay"] == 0.0
+    # One training job per seed holds every variant.
+    assert [
+        len(g["models"]) for g in training_groups("mix", cfg["experiments"]["mix"])
+    ] == [6]
+
+
+@pytest.mark.parametrize(
+    "experiment, named",
+    [
+        ({"train_sizes": [5000]}, "more than the 4000 training examples"),
+        ({"train_sizes": [5]}, "metrics.knn_k"),
+        ({"label_noise": [0.125]}, "whole percentage"),
+        ({"diameters": {"epochs": [40]}}, "diameters.epochs"),
+        ({"code_epochs": [], "diameters": {"epochs": [3, 1]}}, "strictly increasing"),
+    ],
+)
+def test_impossible_grids_stop_before_any_work(experiment, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        validate_config({"experiments": {"x": {"dataset": "mnist5k", **experiment}}})
+
+
+def test_table5_epochs_must_fit_the_random_labels_run():
+    bad = {
+        "table5_epochs": [0, 100],
+        "experiments": {
+            "random_labels": {"dataset": "random", "training": {"epochs": 30}}
+        },
+    }
+    with pytest.raises(ConfigError, match="table5_epochs"):
+        validate_config(bad)
+
+
+def test_experiments_sharing_a_yaml_anchor_are_refused():
+    text = """
+experiments:
+  a: {widths: [3], training: &t {epochs: 2}}
+  b: {widths: [4], training: *t}
+"""
+    with pytest.raises(ConfigError, match="a.training and b.training share one"):
+        validate_config(yaml.safe_load(text))
+
+
+def test_paper_preset_overlays_the_quick_config_per_experiment(config):
+    # Snakemake merges --configfile values into the loaded config key by key.
+    with open(REPO / "presets/paper.yaml") as fh:
+        paper = yaml.safe_load(fh)
+
+    def merge(base, over):
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(config, paper)
+    validate_config(config)
+    exps = config["experiments"]
+    assert exps["width"]["training"]["epochs"] == 2000
+    assert exps["diameters"]["training"]["epochs"] == 500
+    assert exps["time_cifar"]["training"]["batch_size"] == 64
+    assert exps["time_cifar"]["training"]["lr_step"] == 20
+    assert exps["size_mnist"]["dataset"] == "mnist"

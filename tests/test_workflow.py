@@ -75,7 +75,7 @@ def test_figures_and_table(tiny_run):
 def test_intermediates_are_cached_files(tiny_run):
     ckpt = tiny_run / "results/models/width/s0-g0/w024-s0/e2.pt"
     assert ckpt.is_file()
-    assert (tiny_run / "results/codes/width/w024-s0/e2.zarr/zarr.json").is_file()
+    assert (tiny_run / "results/codes/width/s0-g0/w024-s0/e2.zarr/zarr.json").is_file()
     assert (tiny_run / "results/data/mnist5k.npz").is_file()
     assert (tiny_run / "logs/models/width/s0-g0.log").is_file()
     assert (tiny_run / "benchmarks/models/width/s0-g0.tsv").is_file()
@@ -134,3 +134,89 @@ def test_key_order_and_spelled_out_defaults_rerun_nothing(tiny_run, tmp_path):
         yaml.safe_dump(config, fh)
     result = snakemake(workdir, "--dry-run")
     assert "train " in result.stdout or "train\n" in result.stdout
+
+
+def _tiny(**extra):
+    base = {"widths": [8, 16], "seeds": [0, 1], "code_epochs": [2]}
+    return {**base, "training": {"epochs": 2}, **extra}
+
+
+# Every experiment of the paper, shrunk to seconds: the histogram figures need
+# widths 50, 60 and 70 in the diameter experiment.
+TINY_ALL = {
+    "preset": "tiny-all",
+    "table5_epochs": [0, 2],
+    "datasets": {"random": {"n_train": 300, "n_test": 100}},
+    "experiments": {
+        "width": _tiny(),
+        "diameters": _tiny(
+            widths=[50, 60, 70],
+            seeds=[0],
+            code_epochs=[],
+            diameters={"epochs": [1, 2], "n_examples": 50, "probes": ["ball"]},
+        ),
+        "time_mnist": _tiny(code_epochs=[0, 1, 2], probes=["ball", "uniform"]),
+        "time_cifar": _tiny(depth=3, code_epochs=[0, 2], probes=["ball"]),
+        "size_mnist": _tiny(train_sizes=[20, 4000]),
+        "size_cifar": _tiny(depth=3, train_sizes=[20, 4000]),
+        "layers_time": _tiny(depth=3, widths=[8], code_epochs=[0, 2], layer_sets=True),
+        "layers_size": _tiny(
+            depth=3, widths=[8], train_sizes=[20, 4000], layer_sets=True
+        ),
+        "regularisers": _tiny(
+            regularisers=["none", "batch_norm", "weight_decay", "grad_clip"]
+        ),
+        "label_noise": _tiny(label_noise=[0.0, 0.3]),
+        "random_labels": _tiny(dataset="random", widths=[16], code_epochs=[]),
+    },
+    "metrics": {"kmeans_n_init": 1, "logreg_max_iter": 100},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_all_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_all")
+    write_config(workdir, TINY_ALL)
+    result = snakemake(workdir, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir
+
+
+def test_every_paper_artifact_is_drawn(tiny_all_run):
+    figures = sorted(p.stem for p in (tiny_all_run / "results/figures").glob("*.png"))
+    assert len(figures) == 29
+    for name in figures:
+        assert (tiny_all_run / f"results/figures/{name}.pdf").stat().st_size > 1000
+    table5 = (tiny_all_run / "results/tables/table5.md").read_text()
+    assert "Training acc (%)" in table5
+
+
+def test_variant_tables_hold_their_grids(tiny_all_run):
+    def table(name):
+        return pd.read_csv(tiny_all_run / f"results/tables/{name}/metrics.csv")
+
+    reg = table("regularisers")
+    assert set(reg["regulariser"]) == {
+        "none",
+        "batch_norm",
+        "weight_decay",
+        "grad_clip",
+    }
+    assert set(reg[reg["regulariser"] == "batch_norm"]["batch_norm"]) == {True}
+    size = table("size_mnist")
+    train_red = size[(size["metric"] == "redundancy") & (size["split"] == "train")]
+    assert set(train_red["train_size"]) == {20, 4000}
+    assert set(table("label_noise")["label_noise"]) == {0.0, 0.3}
+    layers = table("layers_time")
+    assert {"layer1", "layer3", "first2", "last2", "all"} <= set(layers["layers"])
+    probes = table("time_mnist")
+    probe_rows = probes[probes["split"].isin(["ball", "uniform"])]
+    assert set(probe_rows["metric"]) == {"redundancy"}
+    assert set(probe_rows["epoch"]) == {0, 1, 2}
+
+    diam = pd.read_csv(tiny_all_run / "results/tables/diameters/diameters.csv")
+    assert set(diam["source"]) == {"test", "ball"}
+    assert len(diam) == 3 * 2 * 2 * 50  # widths x epochs x sources x examples
+    assert (diam["diameter"] > 0).all()
+    history = pd.read_csv(tiny_all_run / "results/tables/random_labels/history.csv")
+    assert set(history["epoch"]) == {0, 1, 2}

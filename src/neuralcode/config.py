@@ -35,6 +35,22 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
+def _shared_mappings(experiments) -> list[str]:
+    """Names of experiments whose nested mappings are the same object."""
+    if not isinstance(experiments, dict):
+        return []
+    owner, shared = {}, []
+    for name, exp in experiments.items():
+        if not isinstance(exp, dict):
+            continue
+        for key, value in exp.items():
+            if isinstance(value, dict):
+                first = owner.setdefault(id(value), f"{name}.{key}")
+                if first != f"{name}.{key}":
+                    shared.append(f"{first} and {name}.{key}")
+    return shared
+
+
 def _key_path(error) -> str:
     parts = []
     for p in error.absolute_path:
@@ -68,6 +84,15 @@ def validate_config(config: dict, schema=None) -> dict:
         Naming every offending key.
     """
     schema = schema or load_schema()
+    shared = _shared_mappings(config.get("experiments"))
+    if shared:
+        raise ConfigError(
+            "experiments "
+            + ", ".join(shared)
+            + " share one mapping object (a YAML anchor and alias): an overlay "
+            "config merged over one would silently change the others; write the "
+            "values out in each experiment"
+        )
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.path))
     problems = [f"  config key '{_key_path(e)}': {e.message}" for e in errors]
@@ -81,52 +106,133 @@ def validate_config(config: dict, schema=None) -> dict:
     return config
 
 
-def _semantic_problems(config: dict) -> list[str]:
-    """Rules that JSON schema cannot state: sorted epoch lists within range."""
+# Training-split sizes, to check train_sizes before any work starts.
+TRAIN_SPLIT_SIZES = {
+    "mnist5k": 4000,
+    "digits": 1500,
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+}
+
+REGULARISER_SUFFIX = {"batch_norm": "bn", "weight_decay": "wd", "grad_clip": "gc"}
+
+
+def _sorted_epochs(key: str, epochs: list, last: int) -> list[str]:
     problems = []
-    for name, exp in config["experiments"].items():
-        key = f"experiments.{name}.code_epochs"
-        epochs = exp["code_epochs"]
-        if list(epochs) != sorted(set(epochs)):
-            problems.append(
-                f"  config key '{key}': {epochs} must be strictly increasing "
-                "(sorted, no repeats)"
-            )
-        last = exp["training"]["epochs"]
-        if epochs and epochs[-1] > last:
-            problems.append(
-                f"  config key '{key}': epoch {epochs[-1]} is past "
-                f"experiments.{name}.training.epochs = {last}"
-            )
+    if list(epochs) != sorted(set(epochs)):
+        problems.append(
+            f"  config key '{key}': {epochs} must be strictly increasing "
+            "(sorted, no repeats)"
+        )
+    if epochs and max(epochs) > last:
+        problems.append(
+            f"  config key '{key}': epoch {max(epochs)} is past the training's "
+            f"{last} epochs"
+        )
     return problems
 
 
-def model_id(width: int, seed: int) -> str:
-    """Id of a model in paths and tables, e.g. ``w040-s0``."""
-    return f"w{width:03d}-s{seed}"
+def _semantic_problems(config: dict) -> list[str]:
+    """Rules that JSON schema cannot state: epochs, sizes and ratios in range."""
+    problems = []
+    sizes = dict(TRAIN_SPLIT_SIZES, random=config["datasets"]["random"]["n_train"])
+    metrics = config["metrics"]
+    for name, exp in config["experiments"].items():
+        key = f"experiments.{name}"
+        last = exp["training"]["epochs"]
+        problems += _sorted_epochs(f"{key}.code_epochs", exp["code_epochs"], last)
+        problems += _sorted_epochs(
+            f"{key}.diameters.epochs", exp["diameters"]["epochs"], last
+        )
+        n_train = sizes[exp["dataset"]]
+        for size in exp["train_sizes"]:
+            if size > n_train:
+                problems.append(
+                    f"  config key '{key}.train_sizes': {size} is more than the "
+                    f"{n_train} training examples of {exp['dataset']}"
+                )
+        smallest = min(exp["train_sizes"], default=n_train)
+        for what in ("knn_k", "kmeans_clusters"):
+            if exp["code_epochs"] and metrics[what] > smallest:
+                problems.append(
+                    f"  config key 'metrics.{what}': {metrics[what]} is more than "
+                    f"the {smallest} training examples of experiment {name!r}; "
+                    f"raise its smallest train size or lower {what}"
+                )
+        for ratio in exp["label_noise"]:
+            if abs(ratio * 100 - round(ratio * 100)) > 1e-9:
+                problems.append(
+                    f"  config key '{key}.label_noise': {ratio} is not a whole "
+                    "percentage (e.g. 0.1 or 0.25)"
+                )
+    labels = config["experiments"].get("random_labels")
+    if labels is not None:
+        problems += _sorted_epochs(
+            "table5_epochs", config["table5_epochs"], labels["training"]["epochs"]
+        )
+    return problems
+
+
+def model_id(
+    width: int, seed: int, regulariser="none", train_size=None, noise_pct=None
+) -> str:
+    """Id of a model in paths and tables, e.g. ``w040-s0`` or ``w040-wd-n100-s1``."""
+    parts = [f"w{width:03d}"]
+    if regulariser != "none":
+        parts.append(REGULARISER_SUFFIX[regulariser])
+    if train_size is not None:
+        parts.append(f"n{train_size}")
+    if noise_pct is not None:
+        parts.append(f"p{noise_pct}")
+    return "-".join([*parts, f"s{seed}"])
 
 
 def experiment_models(name: str, exp: dict) -> list[dict]:
     """The models of an experiment, each a dict of plain values.
 
-    Every dict has ``model_id``, ``seed`` and ``model`` (the
-    ``MLPConfig`` fields other than the input size and classes).
+    Every dict has ``model_id``, ``seed``, ``model`` (the ``MLPConfig`` fields
+    other than the input size and classes), ``regulariser``, ``view`` (what
+    the model sees of the training split: ``train_size``, ``label_noise``,
+    ``seed``) and ``optim`` (its ``weight_decay`` and ``grad_clip``).
     """
-    if name != "width":
-        raise ConfigError(f"unknown experiment {name!r}")
-    return [
-        {
-            "model_id": model_id(w, s),
-            "seed": s,
-            "model": {
-                "width": w,
-                "depth": exp["depth"],
-                "batch_norm": exp["batch_norm"],
-            },
-        }
-        for s in exp["seeds"]
-        for w in exp["widths"]
-    ]
+    noise_in_id = list(exp["label_noise"]) != [0.0]
+    values = exp["regulariser_values"]
+    models = []
+    for seed in exp["seeds"]:
+        for reg in exp["regularisers"]:
+            for size in exp["train_sizes"] or [None]:
+                for noise in exp["label_noise"]:
+                    pct = round(noise * 100)
+                    for width in exp["widths"]:
+                        optim = {
+                            "weight_decay": exp["training"]["weight_decay"],
+                            "grad_clip": exp["training"]["grad_clip"],
+                        }
+                        if reg in optim:
+                            optim[reg] = values[reg]
+                        models.append(
+                            {
+                                "model_id": model_id(
+                                    width, seed, reg, size, pct if noise_in_id else None
+                                ),
+                                "seed": seed,
+                                "model": {
+                                    "width": width,
+                                    "depth": exp["depth"],
+                                    "batch_norm": exp["batch_norm"]
+                                    or reg == "batch_norm",
+                                },
+                                "regulariser": reg,
+                                "view": {
+                                    "train_size": size,
+                                    "label_noise": pct / 100,
+                                    "seed": exp["subset_seed"],
+                                },
+                                "optim": optim,
+                            }
+                        )
+    return models
 
 
 def training_groups(name: str, exp: dict, group_size: int = 0) -> list[dict]:

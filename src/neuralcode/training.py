@@ -12,7 +12,7 @@ import csv
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 from .checkpoints import atomic_torch_save, save_checkpoint
 from .grouped import GroupedMLP, grouped_evaluate, grouped_loss
 from .models import MLP, MLPConfig
+from .views import training_view
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,35 @@ class ModelJob:
     seed: int
     checkpoints: dict  # epoch -> path of the checkpoint written after it
     history: str  # path of the per-epoch CSV
+    # What the model sees of the training split (neuralcode.views): None, or
+    # {"train_size": int | None, "label_noise": float, "seed": int}.
+    view: dict | None = None
+    # Per-model overrides of TrainConfig's weight_decay and grad_clip.
+    optim: dict = field(default_factory=dict)
+
+    def view_key(self) -> tuple:
+        v = self.view or {}
+        return (v.get("train_size"), v.get("label_noise", 0.0), v.get("seed", 0))
+
+
+def view_tensors(job: ModelJob, y_train: torch.Tensor):
+    """``(order, examples, labels)`` of a job's training view, on ``y_train``'s
+    device: the tiled indices an epoch permutes, the distinct examples (for
+    the training metrics), and the labels the model is trained on."""
+    v = job.view or {}
+    view = training_view(
+        y_train.cpu().numpy(),
+        job.config.n_classes,
+        train_size=v.get("train_size"),
+        label_noise=v.get("label_noise", 0.0),
+        seed=v.get("seed", 0),
+    )
+    device = y_train.device
+    return (
+        torch.from_numpy(view.order).to(device),
+        torch.from_numpy(view.examples).to(device),
+        torch.from_numpy(view.labels).to(device),
+    )
 
 
 def adam(params, cfg: TrainConfig) -> torch.optim.Adam:
@@ -180,7 +210,9 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
         The history rows, one per epoch from 0.
     """
     x_train, y_train, x_test, y_test = data
-    n = len(x_train)
+    cfg = replace(cfg, **job.optim)
+    order_idx, examples, y_train = view_tensors(job, y_train)
+    n = len(order_idx)
 
     # The seed fixes the initialisation first, then the data order, so two
     # models with the same seed see the same minibatches.
@@ -193,7 +225,7 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
 
     def log_epoch(epoch, seconds):
-        tr_loss, tr_acc = evaluate(model, x_train, y_train)
+        tr_loss, tr_acc = evaluate(model, x_train[examples], y_train[examples])
         te_loss, te_acc = evaluate(model, x_test, y_test)
         row = dict(
             epoch=epoch,
@@ -213,6 +245,7 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
                 seed=job.seed,
                 epoch=epoch,
                 train_config=asdict(cfg),
+                view=job.view,
                 metrics=row,
                 device=str(device),
                 **(extra or {}),
@@ -223,7 +256,7 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
     for epoch in range(1, cfg.epochs + 1):
         tic = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=order).to(device)
+        perm = order_idx[torch.randperm(n, generator=order).to(device)]
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
@@ -269,7 +302,8 @@ def train_group(
 ):
     """Train the models of a group together, resuming from ``state_dir``.
 
-    Models that share seed, depth and batch-norm switch are trained as one
+    Models that share seed, depth, batch-norm switch, training view and
+    regulariser strengths are trained as one
     :class:`~neuralcode.grouped.GroupedMLP`; each still starts from the
     initialisation it gets alone from its seed and sees its seed's data order,
     and its checkpoints and history are written as if trained alone.
@@ -301,8 +335,9 @@ def train_group(
     subgroups: dict[tuple, list[ModelJob]] = {}
     for job in jobs:
         c = job.config
-        key = (job.seed, c.depth, c.batch_norm, c.input_dim, c.n_classes)
-        subgroups.setdefault(key, []).append(job)
+        optim = tuple(sorted(job.optim.items()))
+        key = (job.seed, c.depth, c.batch_norm, c.input_dim, c.n_classes, optim)
+        subgroups.setdefault(key + job.view_key(), []).append(job)
     logger.info(
         "training %d models in %d grouped runs on %s",
         len(jobs),
@@ -312,7 +347,7 @@ def train_group(
     extra = {**_flags(cfg), **(extra or {})}
     for k, sub in enumerate(subgroups.values()):
         state = Path(state_dir) / f"resume-{k}.pt" if state_dir else None
-        _train_grouped(sub, cfg, data, device, extra, state)
+        _train_grouped(sub, replace(cfg, **sub[0].optim), data, device, extra, state)
 
 
 def grouped_steps(model, opt, cfg: TrainConfig, x, y, perm) -> None:
@@ -360,7 +395,8 @@ def _load_resume_state(path, device):
 def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
     """One :class:`GroupedMLP` run; see :func:`train_group`."""
     x_train, y_train, x_test, y_test = data
-    n = len(x_train)
+    order_idx, examples, y_train = view_tensors(jobs[0], y_train)
+    n = len(order_idx)
     seed = jobs[0].seed
     model = GroupedMLP([j.config for j in jobs]).to(device)
 
@@ -389,7 +425,7 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
         logger.info("resuming %s after epoch %d", state_path, state["epoch"])
 
     def end_of_epoch(epoch, seconds):
-        tr_loss, tr_acc = grouped_evaluate(model, x_train, y_train)
+        tr_loss, tr_acc = grouped_evaluate(model, x_train[examples], y_train[examples])
         te_loss, te_acc = grouped_evaluate(model, x_test, y_test)
         for i, job in enumerate(jobs):
             row = dict(
@@ -411,6 +447,7 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
                     seed=job.seed,
                     epoch=epoch,
                     train_config=asdict(cfg),
+                    view=job.view,
                     metrics=row,
                     device=str(device),
                     **extra,
@@ -444,7 +481,7 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
         first_epoch = 1
     for epoch in range(first_epoch, cfg.epochs + 1):
         tic = time.perf_counter()
-        perm = torch.randperm(n, generator=order).to(device)
+        perm = order_idx[torch.randperm(n, generator=order).to(device)]
         grouped_steps(model, opt, cfg, x_train, y_train, perm)
         if sched is not None:
             sched.step()
