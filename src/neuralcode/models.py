@@ -73,12 +73,18 @@ def build_model(config: dict) -> nn.Module:
     Parameters
     ----------
     config : dict
-        Output of ``MLPConfig.to_dict()``; the ``arch`` key selects the class.
+        Output of ``MLPConfig.to_dict()`` or ``CNNConfig.to_dict()``; the ``arch``
+        key selects the class.
     """
     config = dict(config)
     arch = config.pop("arch", None)
     if arch == "mlp":
         return MLP(MLPConfig(**config))
+    if arch == "cnn":
+        # Imported here because .cnn imports relu_modules from this module.
+        from .cnn import CNNConfig, build_cnn
+
+        return build_cnn(CNNConfig(**config))
     raise ValueError(f"unknown architecture {arch!r} in model config {config}")
 
 
