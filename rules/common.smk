@@ -78,9 +78,12 @@ EXTRACT_CODE = get_source_hash(
 DIAMETERS_CODE = get_source_hash(
     "models.py", "diameters.py", "probes.py", "checkpoints.py", "data.py", "pipeline.py"
 )
-METRICS_CODE = get_source_hash("metrics.py", "bigcodes.py", "codes.py", "pipeline.py")
+METRICS_CODE = get_source_hash(
+    "metrics.py", "bigcodes.py", "codes.py", "pipeline.py", "config.py"
+)
 DATA_CODE = get_source_hash("data.py", "pipeline.py")
-FIGURES_CODE = get_source_hash("figures.py")
+FIGURES_CODE = get_source_hash("figures.py", "codes.py")
+TABLES_CODE = get_source_hash("tables.py")
 
 
 def get_raw_input(wildcards):
@@ -191,8 +194,16 @@ def get_expected_models(wildcards):
     ]
 
 
+def _metric_settings(exp):
+    """The config's metric settings with an experiment's own override."""
+    settings = dict(config["metrics"], logreg=exp["logreg"])
+    if exp["drop_constant_columns"] is not None:
+        settings["drop_constant_columns"] = exp["drop_constant_columns"]
+    return canonical(settings)
+
+
 def get_metric_settings(wildcards):
-    return canonical(config["metrics"])
+    return _metric_settings(get_experiment(wildcards))
 
 
 def get_caption(experiment):
@@ -243,6 +254,16 @@ def _no_options(exp):
     return {}
 
 
+def _tsne_model(exp):
+    """Figure 1: the width-100 MLP of the first seed at its last code epoch."""
+    if 100 not in exp["widths"] or not exp["code_epochs"]:
+        raise ValueError(
+            "Figure 1 needs width 100 in experiments.width.widths and a code epoch"
+        )
+    seed = exp["seeds"][0]
+    return {"model_id": f"w100-s{seed}", "epoch": exp["code_epochs"][-1]}
+
+
 ARTIFACTS = {
     "fig2a": ("width", "metrics", _code_epoch),
     "fig2b": ("width", "metrics", _code_epoch),
@@ -277,7 +298,11 @@ ARTIFACTS = {
     "fig12a": ("label_noise", "metrics", _code_epoch),
     "fig12b": ("label_noise", "metrics", _code_epoch),
     "fig11": ("random_labels", "dataset", _no_options),
+    "fig1": ("width", "codes", _tsne_model),
 }
+
+# Tables 1 and 2 of the paper: the CNN experiment each reads.
+CNN_TABLES = {"table1": "cnn_mnist", "table2": "cnn_cifar"}
 
 
 def get_figure_input(wildcards):
@@ -285,6 +310,10 @@ def get_figure_input(wildcards):
     if kind == "dataset":
         dataset = config["experiments"][experiment]["dataset"]
         return {kind: f"results/data/{dataset}.npz"}
+    if kind == "codes":
+        exp = config["experiments"][experiment]
+        seed = exp["seeds"][0]
+        return {kind: f"results/codes/{experiment}/s{seed}-g0"}
     return {kind: f"results/tables/{experiment}/{kind}.csv"}
 
 
@@ -295,6 +324,18 @@ def get_figure_options(wildcards):
 
 def get_figure_caption(wildcards):
     return get_caption(ARTIFACTS[wildcards.figure][0])
+
+
+def get_table_caption(wildcards):
+    """Dataset, preset, architecture scale, training and metric settings."""
+    exp = config["experiments"][CNN_TABLES[wildcards.table]]
+    drop = _metric_settings(exp)["drop_constant_columns"]
+    return (
+        f"{exp['dataset']}, preset {config['preset']}, channel multiplier "
+        f"{exp['multiplier']}, {exp['training']['optimizer']} for "
+        f"{exp['training']['epochs']} epochs, constant bits "
+        f"{'removed' if drop else 'kept'}"
+    )
 
 
 # Check every enabled artifact's options now, before any job runs.
@@ -314,6 +355,11 @@ def get_final_outputs():
             )
     if "random_labels" in enabled:
         outputs += ["results/tables/table5.csv", "results/tables/table5.md"]
+    for table, experiment in CNN_TABLES.items():
+        if experiment in enabled:
+            outputs += expand(
+                "results/tables/{t}.{ext}", t=table, ext=["csv", "md", "tex"]
+            )
     for name, exp in enabled.items():
         if exp["code_epochs"]:
             outputs.append(f"results/tables/{name}/metrics.csv")

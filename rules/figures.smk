@@ -40,3 +40,26 @@ rule table5:
         code=FIGURES_CODE,
     script:
         "../scripts/table5.py"
+
+
+rule cnn_table:
+    input:
+        lambda wc: f"results/tables/{CNN_TABLES[wc.table]}/metrics.csv",
+    output:
+        csv="results/tables/{table}.csv",
+        md="results/tables/{table}.md",
+        tex="results/tables/{table}.tex",
+    log:
+        "logs/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(CNN_TABLES),
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        caption=get_table_caption,
+        code=TABLES_CODE,
+    script:
+        "../scripts/cnn_table.py"

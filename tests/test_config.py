@@ -193,3 +193,28 @@ def test_paper_preset_overlays_the_quick_config_per_experiment(config):
     assert exps["time_cifar"]["training"]["batch_size"] == 64
     assert exps["time_cifar"]["training"]["lr_step"] == 20
     assert exps["size_mnist"]["dataset"] == "mnist"
+
+
+def test_cnn_experiments_name_their_models_by_architecture():
+    cfg = validate_config(
+        {
+            "experiments": {
+                "cnn": {
+                    "archs": ["vgg18", "resnet20"],
+                    "multiplier": 0.25,
+                    "seeds": [0, 1],
+                    "training": {"optimizer": "sgd"},
+                }
+            }
+        }
+    )
+    models = experiment_models("cnn", cfg["experiments"]["cnn"])
+    assert [m["model_id"] for m in models] == [
+        "vgg18-s0",
+        "resnet20-s0",
+        "vgg18-s1",
+        "resnet20-s1",
+    ]
+    assert models[1]["model"] == {"arch": "cnn", "name": "resnet20", "multiplier": 0.25}
+    with pytest.raises(ConfigError, match="archs"):
+        validate_config({"experiments": {"cnn": {"archs": ["alexnet"]}}})

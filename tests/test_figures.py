@@ -126,7 +126,33 @@ def tables(tmp_path_factory):
         "diameters": diameter_table(root / "diameters.csv", rng),
         "history": history_table(root / "history.csv", history),
         "dataset": dataset,
+        "codes": code_stores(root / "codes", rng),
     }
+
+
+def code_stores(root, rng):
+    """A group's code directory with the store of model m0 at epoch 3."""
+    import torch
+
+    from neuralcode.checkpoints import save_checkpoint
+    from neuralcode.extraction import extract_codes
+    from neuralcode.models import MLP, MLPConfig
+
+    torch.manual_seed(0)
+    model = MLP(MLPConfig(input_dim=4, width=12))
+    ckpt = root / "m0.pt"
+    save_checkpoint(
+        ckpt,
+        model=model,
+        model_id="m0",
+        model_config=model.config.to_dict(),
+        seed=0,
+        epoch=3,
+    )
+    images = rng.integers(0, 256, (80, 2, 2, 1), dtype=np.uint8)
+    splits = {"test": (images, rng.integers(0, 10, 80))}
+    extract_codes(ckpt, splits, root / "m0/e3.zarr", device="cpu")
+    return root
 
 
 # Target -> (table kind, experiment, options)
@@ -162,6 +188,7 @@ CASES = {
     "fig9b": ("metrics", "size", {"epoch": 10}),
     "fig10": ("metrics", "reg", {"epoch": 10}),
     "fig11": ("dataset", "dataset", {}),
+    "fig1": ("codes", "codes", {"model_id": "m0", "epoch": 3}),
     "fig12a": ("metrics", "noise", {"epoch": 10}),
     "fig12b": ("metrics", "noise", {"epoch": 10}),
 }

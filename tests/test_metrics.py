@@ -382,3 +382,18 @@ def test_dropping_constant_columns_keeps_knn(small_codes):
     )
     np.testing.assert_array_equal(pred_kept, pred_all)
     assert redundancy_ratio(pack_codes(tr)) == redundancy_ratio(train)
+
+
+@pytest.mark.parametrize("budget", [2048, 0])  # dense path, chunked path
+def test_logreg_can_be_left_out(small_codes, budget):
+    train, y_train, test, y_test, n_bits = small_codes
+    kwargs = dict(n_clusters=3, kmeans_n_init=1, seed=0, dense_budget_mb=budget)
+    rows = code_metrics(train, y_train, test, y_test, n_bits, logreg=False, **kwargs)
+    assert "logreg" not in {r["metric"] for r in rows}
+    full = code_metrics(train, y_train, test, y_test, n_bits, **kwargs)
+    assert {r["metric"] for r in full} - {r["metric"] for r in rows} == {"logreg"}
+    # The other rows do not depend on the switch.
+    same = [r for r in full if r["metric"] != "logreg"]
+    assert [(r["metric"], r["value"]) for r in same] == [
+        (r["metric"], r["value"]) for r in rows
+    ]

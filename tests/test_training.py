@@ -149,3 +149,44 @@ def test_batch_norm_model_trains_and_reloads(tmp_path, data):
     model, _ = load_checkpoint(tmp_path / "bn.pt")
     out = model(data[2])
     assert out.shape == (32, 2) and np.isfinite(out.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_single_run_resumes_to_the_same_weights(tmp_path, data, monkeypatch, optimizer):
+    import neuralcode.training as training
+
+    cfg = TrainConfig(
+        epochs=4, batch_size=16, lr_step=2, save_epochs=(4,), optimizer=optimizer
+    )
+    whole = make_job(tmp_path, epochs=(4,), tag="whole")
+    train_one(whole, cfg, data, "cpu")
+
+    # Interrupt the second run right after it saved its state for epoch 2.
+    save = training._save_resume_state
+
+    def save_then_die(path, epoch, *args):
+        save(path, epoch, *args)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "state.pt"
+    resumed = make_job(tmp_path, epochs=(4,), tag="resumed")
+    monkeypatch.setattr(training, "_save_resume_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_one(resumed, cfg, data, "cpu", state_path=state)
+    assert not resumed.checkpoints[4].exists()
+    saved = []
+
+    def save_and_count(path, epoch, *args):
+        saved.append(epoch)
+        save(path, epoch, *args)
+
+    monkeypatch.setattr(training, "_save_resume_state", save_and_count)
+    train_one(resumed, cfg, data, "cpu", state_path=state)
+    assert saved == [3, 4]  # continued after epoch 2, did not start over
+
+    a, b = weights(whole.checkpoints[4]), weights(resumed.checkpoints[4])
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with open(resumed.history) as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [0, 1, 2, 3, 4]

@@ -168,6 +168,23 @@ TINY_ALL = {
         ),
         "label_noise": _tiny(label_noise=[0.0, 0.3]),
         "random_labels": _tiny(dataset="random", widths=[16], code_epochs=[]),
+        "cnn_mnist": _tiny(
+            dataset="digits",
+            archs=["densenet28", "resnet18"],
+            multiplier=0.25,
+            seeds=[0],
+            code_epochs=[1],
+            drop_constant_columns=True,
+            logreg=False,
+            training={"epochs": 1},
+        ),
+        "cnn_cifar": _tiny(
+            dataset="digits",
+            archs=["resnet20"],
+            multiplier=0.25,
+            code_epochs=[1],
+            training={"epochs": 1, "optimizer": "sgd", "batch_size": 64},
+        ),
     },
     "metrics": {"kmeans_n_init": 1, "logreg_max_iter": 100},
 }
@@ -184,11 +201,26 @@ def tiny_all_run(tmp_path_factory):
 
 def test_every_paper_artifact_is_drawn(tiny_all_run):
     figures = sorted(p.stem for p in (tiny_all_run / "results/figures").glob("*.png"))
-    assert len(figures) == 29
+    assert len(figures) == 30
     for name in figures:
         assert (tiny_all_run / f"results/figures/{name}.pdf").stat().st_size > 1000
     table5 = (tiny_all_run / "results/tables/table5.md").read_text()
     assert "Training acc (%)" in table5
+
+
+def test_cnn_tables_beside_the_papers(tiny_all_run):
+    tables = tiny_all_run / "results/tables"
+    table1 = pd.read_csv(tables / "table1.csv")
+    assert list(table1["arch"]) == ["resnet18", "densenet28"]  # the paper's order
+    assert table1["knn_paper"].tolist() == [99.32, 98.59]
+    assert table1["knn_mean"].between(0, 100).all()
+    table2 = pd.read_csv(tables / "table2.csv")
+    assert table2["seeds"].tolist() == [2]
+    assert "constant bits removed" in (tables / "table1.md").read_text()
+    assert "\\begin{tabular}" in (tables / "table2.tex").read_text()
+    metrics = pd.read_csv(tables / "cnn_mnist/metrics.csv")
+    assert "logreg" not in set(metrics["metric"])  # switched off for Table 1
+    assert set(metrics["arch"]) == {"densenet28", "resnet18"}
 
 
 def test_variant_tables_hold_their_grids(tiny_all_run):

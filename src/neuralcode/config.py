@@ -196,6 +196,8 @@ def experiment_models(name: str, exp: dict) -> list[dict]:
     the model sees of the training split: ``train_size``, ``label_noise``,
     ``seed``) and ``optim`` (its ``weight_decay`` and ``grad_clip``).
     """
+    if exp["archs"]:
+        return _cnn_models(exp)
     noise_in_id = list(exp["label_noise"]) != [0.0]
     values = exp["regulariser_values"]
     models = []
@@ -233,6 +235,30 @@ def experiment_models(name: str, exp: dict) -> list[dict]:
                             }
                         )
     return models
+
+
+def _cnn_models(exp: dict) -> list[dict]:
+    """One CNN per architecture name and seed, trained on the whole split."""
+    optim = {
+        "weight_decay": exp["training"]["weight_decay"],
+        "grad_clip": exp["training"]["grad_clip"],
+    }
+    return [
+        {
+            "model_id": f"{name}-s{seed}",
+            "seed": seed,
+            "model": {"arch": "cnn", "name": name, "multiplier": exp["multiplier"]},
+            "regulariser": "none",
+            "view": {
+                "train_size": None,
+                "label_noise": 0.0,
+                "seed": exp["subset_seed"],
+            },
+            "optim": optim,
+        }
+        for seed in exp["seeds"]
+        for name in exp["archs"]
+    ]
 
 
 def training_groups(name: str, exp: dict, group_size: int = 0) -> list[dict]:

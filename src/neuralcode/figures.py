@@ -886,6 +886,54 @@ def _on_metric_table(fn):
     return entry
 
 
+def tsne_codes(store, outputs, caption="", *, split="test", seed=0) -> None:
+    """Figure 1: t-SNE of the neural codes of one split, coloured by label.
+
+    The codes are 0/1 vectors, so the squared Euclidean distance t-SNE uses is
+    their Hamming distance. scikit-learn's Barnes-Hut t-SNE with PCA
+    initialisation and ``random_state=seed``.
+
+    Parameters
+    ----------
+    store : path-like
+        Code store of one model at one epoch.
+    outputs : list of path-like
+        Files to write.
+    caption : str, default=""
+        Dataset, preset and model, shown under the title.
+    split : str, default="test"
+    seed : int, default=0
+    """
+    from sklearn.manifold import TSNE
+
+    from .codes import read_codes
+
+    codes = read_codes(store, split)
+    bits = np.unpackbits(codes.packed, axis=1, count=codes.n_bits).astype(np.float32)
+    xy = TSNE(n_components=2, init="pca", random_state=seed).fit_transform(bits)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    sns.scatterplot(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        hue=codes.labels,
+        palette="tab10",
+        s=6,
+        linewidth=0,
+        legend="full",
+        ax=ax,
+    )
+    ax.set(xticks=[], yticks=[], xlabel="t-SNE 1", ylabel="t-SNE 2")
+    ax.legend(title="label", fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    what = f"t-SNE of the neural codes ({len(bits)} {split} examples)"
+    _title(ax, "1", what, caption, f"{codes.n_bits} bits, seed {seed}")
+    _save(fig, outputs)
+
+
+def _fig1(tables, outputs, caption="", *, model_id, epoch, seed=0) -> None:
+    store = Path(_table_path(tables, "codes")) / model_id / f"e{epoch}.zarr"
+    tsne_codes(store, outputs, f"{caption}; model {model_id}, epoch {epoch}", seed=seed)
+
+
 def _fig11(tables, outputs, caption="") -> None:
     random_image(_table_path(tables, "dataset"), outputs, caption)
 
@@ -966,6 +1014,7 @@ FIGURES = {
     "fig9b": _accuracy("9(b)", SIZE_BY_WIDTH),
     "fig10": _regularisers("10", "kmeans_purity", "knn"),
     "fig11": _fig11,
+    "fig1": _fig1,
     "fig12a": _redundancy("12(a)", WIDTH_BY_NOISE, TRAIN_TEST),
     "fig12b": _accuracy("12(b)", WIDTH_BY_NOISE),
     "table5": _table5,

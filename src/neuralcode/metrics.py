@@ -715,6 +715,7 @@ def code_metrics(
     drop_constant: bool = False,
     seed: int = 0,
     dense_budget_mb: float = 2048,
+    logreg: bool = True,
 ) -> list[dict]:
     """All encoding metrics of one pair of train/test code matrices.
 
@@ -749,6 +750,9 @@ def code_metrics(
         (K-NN and redundancy always work on packed codes).
     seed : int, default=0
         ``random_state`` of K-Means and logistic regression.
+    logreg : bool, default=True
+        Fit the logistic regression (the costliest metric on large codes);
+        False leaves its rows out.
 
     Returns
     -------
@@ -793,6 +797,7 @@ def code_metrics(
             logreg_max_iter=logreg_max_iter,
             drop_constant=drop_constant,
             seed=seed,
+            logreg=logreg,
         )
         return rows
 
@@ -817,6 +822,8 @@ def code_metrics(
         add(split, "kmeans_purity", km["purity"], setting, used)
         add(split, "kmeans_hungarian", km["hungarian"], setting, used)
 
+    if not logreg:
+        return rows
     lr = logreg_accuracy(
         x_train,
         y_train,
@@ -848,6 +855,7 @@ def _large_code_metrics(
     logreg_max_iter,
     drop_constant,
     seed,
+    logreg=True,
 ) -> list[dict]:
     """K-Means and logistic rows of :func:`code_metrics` on packed codes.
 
@@ -856,7 +864,7 @@ def _large_code_metrics(
     """
     from .bigcodes import kmeans_packed, logreg_packed, unpack_rows
 
-    if logreg_scheme != "multinomial":
+    if logreg and logreg_scheme != "multinomial":
         raise ValueError(
             f"one-vs-one logistic regression needs the {n_bits}-bit codes "
             "unpacked in memory; set metrics.logreg_scheme to multinomial for "
@@ -897,6 +905,8 @@ def _large_code_metrics(
             ("kmeans_hungarian", hungarian_accuracy),
         ):
             rows.append(_row(split, metric, fn(y, clusters), setting, used))
+    if not logreg:
+        return rows
     lr = logreg_packed(
         train_packed, y_train, test_packed, y_test, used, max_iter=logreg_max_iter
     )

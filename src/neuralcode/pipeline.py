@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +26,7 @@ ID_COLUMNS = [
     "experiment",
     "model_id",
     "dataset",
+    "arch",
     "seed",
     "width",
     "depth",
@@ -83,6 +83,26 @@ def run_download(name, raw_dir, mirrors, manifest) -> None:
     os.replace(tmp, path)
 
 
+def _model_config(model: dict, dataset):
+    """The model's config object for a dataset's image shape and classes."""
+    h, w, c = dataset.input_shape
+    if model.get("arch") == "cnn":
+        from .cnn import CNNConfig
+
+        if h != w:
+            raise ValueError(f"CNNs need square images; {dataset.name} has {h}x{w}")
+        return CNNConfig(
+            name=model["name"],
+            in_channels=c,
+            image_size=h,
+            n_classes=dataset.n_classes,
+            multiplier=model["multiplier"],
+        )
+    from .models import MLPConfig
+
+    return MLPConfig(input_dim=h * w * c, n_classes=dataset.n_classes, **model)
+
+
 def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=False):
     """Train the models of one group into ``out_dir/<model_id>/``.
 
@@ -109,13 +129,11 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     """
     import torch
 
-    from .models import MLPConfig
     from .training import ModelJob, TrainConfig, pick_device, train_group
 
     torch.set_num_threads(threads)
     device = pick_device(require_gpu)
     dataset = load_dataset(dataset_path)
-    input_dim = math.prod(dataset.input_shape)
     out_dir = Path(out_dir)
     work = out_dir.parent / ".work" / out_dir.name
     fingerprint = hashlib.sha256(
@@ -134,9 +152,7 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
         jobs.append(
             ModelJob(
                 model_id=m["model_id"],
-                config=MLPConfig(
-                    input_dim=input_dim, n_classes=dataset.n_classes, **m["model"]
-                ),
+                config=_model_config(m["model"], dataset),
                 seed=m["seed"],
                 checkpoints={e: model_dir / f"e{e}.pt" for e in group["save_epochs"]},
                 history=model_dir / "history.csv",
@@ -316,7 +332,8 @@ def store_metrics(store_path, settings, experiment, model=None, layers=False):
     view = model.get("view") or {}
     probes = [s for s in PROBE_SPLITS if s in root]
     rows, done = [], {}
-    for name, chosen in layer_sets(config["depth"], layers).items():
+    depth = len(attrs["layers"])  # ReLU layers of the store
+    for name, chosen in layer_sets(depth, layers).items():
         key = tuple(chosen)
         if key not in done:
             train = read_codes(store_path, "train", chosen)
@@ -334,6 +351,7 @@ def store_metrics(store_path, settings, experiment, model=None, layers=False):
                 logreg_max_iter=settings["logreg_max_iter"],
                 drop_constant=settings["drop_constant_columns"],
                 seed=settings["seed"],
+                logreg=settings.get("logreg", True),
             )
             for split in probes:
                 codes = read_codes(store_path, split, chosen)
@@ -367,9 +385,10 @@ def store_metrics(store_path, settings, experiment, model=None, layers=False):
         "model_id": attrs["model_id"],
         "dataset": attrs["dataset"],
         "seed": attrs["seed"],
-        "width": config["width"],
-        "depth": config["depth"],
-        "batch_norm": config["batch_norm"],
+        "arch": config.get("name", config["arch"]),
+        "width": config.get("width"),
+        "depth": config.get("depth"),
+        "batch_norm": config.get("batch_norm"),
         "regulariser": model.get("regulariser", "none"),
         "train_size": view.get("train_size") or attrs["splits"]["train"],
         "label_noise": view.get("label_noise", 0.0),

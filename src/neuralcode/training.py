@@ -21,7 +21,7 @@ from torch import nn
 
 from .checkpoints import atomic_torch_save, save_checkpoint
 from .grouped import GroupedMLP, grouped_evaluate, grouped_loss
-from .models import MLP, MLPConfig
+from .models import MLP, MLPConfig, build_model
 from .views import training_view
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class TrainConfig:
         (about 1.6x faster on CPUs with AVX512-BF16, and on GPUs); weights,
         optimiser and evaluation stay float32. Grouped and single runs agree to
         float tolerance only in fp32.
+    optimizer : {"adam", "sgd"}, default="adam"
+        Adam (the MLPs and the MNIST CNNs) or plain SGD without momentum (the
+        CIFAR-10 CNNs of the paper's appendix).
     """
 
     epochs: int
@@ -77,8 +80,11 @@ class TrainConfig:
     grad_clip: float = 0.0
     save_epochs: tuple[int, ...] = field(default_factory=tuple)
     precision: str = "fp32"
+    optimizer: str = "adam"
 
     def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         bad = [e for e in self.save_epochs if not 0 <= e <= self.epochs]
@@ -126,12 +132,14 @@ def view_tensors(job: ModelJob, y_train: torch.Tensor):
     )
 
 
-def adam(params, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam with the paper's betas; the fused kernel where torch has one.
+def adam(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser: Adam with the paper's betas, or plain SGD.
 
-    The fused kernel updates all tensors in one pass (CPU and CUDA), which
-    matters for groups of many small models.
+    Adam uses the fused kernel, which updates all tensors in one pass (CPU and
+    CUDA); that matters for groups of many small models.
     """
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
     return torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
 
 
@@ -185,11 +193,14 @@ def write_history(path, rows) -> None:
     os.replace(tmp, path)
 
 
-def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list:
+def train_one(
+    job: ModelJob, cfg: TrainConfig, data, device, extra=None, state_path=None
+) -> list:
     """Train one model alone and write its checkpoints and history.
 
-    The workflow trains through :func:`train_group`; this plain loop is the
-    reference that the grouped engine is tested against.
+    :func:`train_group` trains MLPs grouped and every other architecture (the
+    CNNs) through this plain loop, which is also the reference that the
+    grouped engine is tested against.
 
     Parameters
     ----------
@@ -203,6 +214,8 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
         Where to train.
     extra : dict, optional
         Plain values stored in every checkpoint (dataset name and checksum...).
+    state_path : path-like, optional
+        Resume state saved after every epoch; a later call continues from it.
 
     Returns
     -------
@@ -217,12 +230,24 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
     # The seed fixes the initialisation first, then the data order, so two
     # models with the same seed see the same minibatches.
     torch.manual_seed(job.seed)
-    model = MLP(job.config).to(device)
+    model = build_model(job.config.to_dict()).to(device)
     order = torch.Generator().manual_seed(job.seed)
     opt = adam(model.parameters(), cfg)
     sched = None
     if cfg.lr_step > 0:
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
+    history, first_epoch = [], 1
+    state = _load_resume_state(state_path, device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        order.set_state(state["order"])
+        torch.set_rng_state(state["torch_rng"])
+        history = state["histories"][0]
+        first_epoch = state["epoch"] + 1
+        logger.info("resuming %s after epoch %d", state_path, state["epoch"])
 
     def log_epoch(epoch, seconds):
         tr_loss, tr_acc = evaluate(model, x_train[examples], y_train[examples])
@@ -250,10 +275,13 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
                 device=str(device),
                 **(extra or {}),
             )
-        return row
+        history.append(row)
+        if state_path is not None:
+            _save_resume_state(state_path, epoch, model, opt, sched, order, [history])
 
-    history = [log_epoch(0, 0.0)]
-    for epoch in range(1, cfg.epochs + 1):
+    if not history:
+        log_epoch(0, 0.0)
+    for epoch in range(first_epoch, cfg.epochs + 1):
         tic = time.perf_counter()
         model.train()
         perm = order_idx[torch.randperm(n, generator=order).to(device)]
@@ -272,7 +300,7 @@ def train_one(job: ModelJob, cfg: TrainConfig, data, device, extra=None) -> list
             opt.step()
         if sched is not None:
             sched.step()
-        history.append(log_epoch(epoch, time.perf_counter() - tic))
+        log_epoch(epoch, time.perf_counter() - tic)
         if epoch % max(1, cfg.epochs // 10) == 0 or epoch == cfg.epochs:
             r = history[-1]
             logger.info(
@@ -333,21 +361,28 @@ def train_group(
         torch.from_numpy(dataset.y_test).to(device),
     )
     subgroups: dict[tuple, list[ModelJob]] = {}
+    singles = [job for job in jobs if not isinstance(job.config, MLPConfig)]
     for job in jobs:
+        if not isinstance(job.config, MLPConfig):
+            continue
         c = job.config
         optim = tuple(sorted(job.optim.items()))
         key = (job.seed, c.depth, c.batch_norm, c.input_dim, c.n_classes, optim)
         subgroups.setdefault(key + job.view_key(), []).append(job)
     logger.info(
-        "training %d models in %d grouped runs on %s",
+        "training %d models in %d grouped and %d single runs on %s",
         len(jobs),
         len(subgroups),
+        len(singles),
         device,
     )
     extra = {**_flags(cfg), **(extra or {})}
     for k, sub in enumerate(subgroups.values()):
         state = Path(state_dir) / f"resume-{k}.pt" if state_dir else None
         _train_grouped(sub, replace(cfg, **sub[0].optim), data, device, extra, state)
+    for job in singles:
+        state = Path(state_dir) / f"resume-{job.model_id}.pt" if state_dir else None
+        train_one(job, cfg, data, device, extra={**extra}, state_path=state)
 
 
 def grouped_steps(model, opt, cfg: TrainConfig, x, y, perm) -> None:
@@ -379,6 +414,22 @@ def grouped_steps(model, opt, cfg: TrainConfig, x, y, perm) -> None:
         if cfg.grad_clip:
             model.clip_grad_norms_(cfg.grad_clip)
         opt.step()
+
+
+def _save_resume_state(path, epoch, model, opt, sched, order, histories) -> None:
+    """Everything a killed run needs to continue after ``epoch``, atomically."""
+    atomic_torch_save(
+        {
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched else None,
+            "order": order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "histories": histories,
+        },
+        path,
+    )
 
 
 def _load_resume_state(path, device):
@@ -453,18 +504,7 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
                     **extra,
                 )
         if state_path is not None:
-            atomic_torch_save(
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched else None,
-                    "order": order.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "histories": histories,
-                },
-                state_path,
-            )
+            _save_resume_state(state_path, epoch, model, opt, sched, order, histories)
         if epoch % max(1, cfg.epochs // 10) == 0 or epoch == cfg.epochs:
             logger.info(
                 "seed %d epoch %d/%d: test accuracy %.3f..%.3f over %d models",
