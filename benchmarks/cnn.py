@@ -54,9 +54,7 @@ def child(**args) -> dict:
 
 def measure(name: str, exp: dict, metrics: dict, tmp: Path) -> list[dict]:
     epoch = exp["code_epochs"][-1]
-    settings = dict(metrics)
-    if exp["drop_constant_columns"] is not None:
-        settings["drop_constant_columns"] = exp["drop_constant_columns"]
+    settings = {**metrics, **exp["metrics"]}
     data = REPO / f"results/data/{exp['dataset']}.npz"
     group = training_groups(name, exp)[0]["name"].removeprefix(f"{name}-")
     models_dir = REPO / f"results/models/{name}/{group}"

@@ -196,10 +196,7 @@ def get_expected_models(wildcards):
 
 def _metric_settings(exp):
     """The config's metric settings with an experiment's own override."""
-    settings = dict(config["metrics"], logreg=exp["logreg"])
-    if exp["drop_constant_columns"] is not None:
-        settings["drop_constant_columns"] = exp["drop_constant_columns"]
-    return canonical(settings)
+    return canonical({**config["metrics"], **exp["metrics"]})
 
 
 def get_metric_settings(wildcards):

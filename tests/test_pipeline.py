@@ -16,6 +16,7 @@ SETTINGS = {
     "knn_k": 3,
     "kmeans_clusters": 2,
     "kmeans_n_init": 2,
+    "logreg": True,
     "logreg_scheme": "multinomial",
     "logreg_max_iter": 200,
     "drop_constant_columns": False,

@@ -174,8 +174,7 @@ TINY_ALL = {
             multiplier=0.25,
             seeds=[0],
             code_epochs=[1],
-            drop_constant_columns=True,
-            logreg=False,
+            metrics={"drop_constant_columns": True, "logreg": False},
             training={"epochs": 1},
         ),
         "cnn_cifar": _tiny(

@@ -137,8 +137,8 @@ def _semantic_problems(config: dict) -> list[str]:
     """Rules that JSON schema cannot state: epochs, sizes and ratios in range."""
     problems = []
     sizes = dict(TRAIN_SPLIT_SIZES, random=config["datasets"]["random"]["n_train"])
-    metrics = config["metrics"]
     for name, exp in config["experiments"].items():
+        metrics = {**config["metrics"], **exp["metrics"]}
         key = f"experiments.{name}"
         last = exp["training"]["epochs"]
         problems += _sorted_epochs(f"{key}.code_epochs", exp["code_epochs"], last)

@@ -351,7 +351,7 @@ def store_metrics(store_path, settings, experiment, model=None, layers=False):
                 logreg_max_iter=settings["logreg_max_iter"],
                 drop_constant=settings["drop_constant_columns"],
                 seed=settings["seed"],
-                logreg=settings.get("logreg", True),
+                logreg=settings["logreg"],
             )
             for split in probes:
                 codes = read_codes(store_path, split, chosen)
