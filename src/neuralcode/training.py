@@ -237,17 +237,9 @@ def train_one(
     if cfg.lr_step > 0:
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
     history, first_epoch = [], 1
-    state = _load_resume_state(state_path, device)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        order.set_state(state["order"])
-        torch.set_rng_state(state["torch_rng"])
-        history = state["histories"][0]
-        first_epoch = state["epoch"] + 1
-        logger.info("resuming %s after epoch %d", state_path, state["epoch"])
+    resumed = _resume(state_path, device, model, opt, sched, order)
+    if resumed is not None:
+        (history,), first_epoch = resumed
 
     def log_epoch(epoch, seconds):
         tr_loss, tr_acc = evaluate(model, x_train[examples], y_train[examples])
@@ -432,6 +424,25 @@ def _save_resume_state(path, epoch, model, opt, sched, order, histories) -> None
     )
 
 
+def _resume(path, device, model, opt, sched, order):
+    """Load the saved state at ``path`` into the run's objects.
+
+    Returns ``(histories, first epoch to train)``, or None when there is no
+    usable state (the run starts from scratch).
+    """
+    state = _load_resume_state(path, device)
+    if state is None:
+        return None
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(state["scheduler"])
+    order.set_state(state["order"])
+    torch.set_rng_state(state["torch_rng"])
+    logger.info("resuming %s after epoch %d", path, state["epoch"])
+    return state["histories"], state["epoch"] + 1
+
+
 def _load_resume_state(path, device):
     """The saved state at ``path``, or None when absent or unreadable."""
     if path is None or not path.is_file():
@@ -462,18 +473,9 @@ def _train_grouped(jobs, cfg, data, device, extra, state_path) -> None:
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step, gamma=cfg.lr_gamma)
     histories = [[] for _ in jobs]
     first_epoch = 0
-
-    state = _load_resume_state(state_path, device)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        order.set_state(state["order"])
-        torch.set_rng_state(state["torch_rng"])
-        histories = state["histories"]
-        first_epoch = state["epoch"] + 1
-        logger.info("resuming %s after epoch %d", state_path, state["epoch"])
+    resumed = _resume(state_path, device, model, opt, sched, order)
+    if resumed is not None:
+        histories, first_epoch = resumed
 
     def end_of_epoch(epoch, seconds):
         tr_loss, tr_acc = grouped_evaluate(model, x_train[examples], y_train[examples])
