@@ -304,6 +304,11 @@ CNN_TABLES = {"table1": "cnn_mnist", "table2": "cnn_cifar"}
 
 def get_figure_input(wildcards):
     experiment, kind, _ = ARTIFACTS[wildcards.figure]
+    if experiment not in config["experiments"]:
+        raise ValueError(
+            f"{wildcards.figure} is drawn from experiment {experiment!r}, which the "
+            "config does not define; add it under experiments (see config.yaml)"
+        )
     if kind == "dataset":
         dataset = config["experiments"][experiment]["dataset"]
         return {kind: f"results/data/{dataset}.npz"}

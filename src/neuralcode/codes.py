@@ -35,6 +35,15 @@ class CodeSet:
     labels: np.ndarray  # (n,) int64
 
 
+def _refresh_hint(store_path) -> str:
+    """How to extract a store again: its group's directory is the rule output."""
+    group = Path(store_path).parent.parent
+    return (
+        f"extract the codes of its training group again with "
+        f"`snakemake --forcerun {group}` (or delete {group} and rerun the workflow)"
+    )
+
+
 def open_store(store_path):
     """Open a code store read-only and check that it is complete."""
     store_path = Path(store_path)
@@ -42,20 +51,20 @@ def open_store(store_path):
         root = zarr.open_group(store_path, mode="r")
     except Exception as exc:
         raise ValueError(
-            f"{store_path} is not a readable zarr code store ({exc}); delete it and "
-            "rerun the workflow to extract the codes again"
+            f"{store_path} is not a readable zarr code store ({exc}); "
+            + _refresh_hint(store_path)
         ) from exc
     if root.attrs.get("format") != STORE_FORMAT:
         raise ValueError(
             f"{store_path} has no {STORE_FORMAT} attributes (an unfinished or "
-            "foreign store); delete it and rerun the workflow"
+            "foreign store); " + _refresh_hint(store_path)
         )
     return root
 
 
 def _read_array(store_path, group, name: str, digest: str | None) -> np.ndarray:
     """Read one array whole and check it against its recorded sha256."""
-    fix = f"delete {store_path} and rerun the workflow to extract the codes again"
+    fix = _refresh_hint(store_path)
     try:
         data = group[name][:]
     except Exception as exc:  # zarr raises several types for damaged chunks

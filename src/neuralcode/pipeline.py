@@ -532,7 +532,8 @@ def collect_tables(paths, out_csv, expected=None) -> None:
         if have != want:
             raise ValueError(
                 f"metric tables hold {sorted(have - want)} but lack "
-                f"{sorted(want - have)}; delete the stray files and rerun the workflow"
+                f"{sorted(want - have)}; the per-group tables {list(map(str, paths))} "
+                "were edited or are stale: delete them and rerun the workflow"
             )
     sort = ["experiment", "model_id", "epoch"]
     write_csv(df.sort_values(sort, kind="stable"), out_csv)
