@@ -169,7 +169,7 @@ TINY_ALL = {
         "label_noise": _tiny(label_noise=[0.0, 0.3]),
         "random_labels": _tiny(dataset="random", widths=[16], code_epochs=[]),
         "cnn_mnist": _tiny(
-            dataset="digits",
+            dataset="mnist5k",
             archs=["densenet28", "resnet18"],
             multiplier=0.25,
             seeds=[0],
