@@ -16,6 +16,7 @@ rule extract_codes:
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=0,
     params:
         stores=get_code_items,
         batch_size=config["extraction"]["batch_size"],

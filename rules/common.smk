@@ -5,7 +5,14 @@ from pathlib import Path
 
 # The Snakemake process itself only needs the light config module of the
 # package, so the workflow parses even where the package is not installed.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# Jobs (local, on a cluster, in a conda env) import the package from this
+# checkout too, through PYTHONPATH, which they inherit.
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
+
+from neuralcode.jobenv import export_source_dir  # noqa: E402
+
+export_source_dir(SRC)
 
 from neuralcode.config import (  # noqa: E402
     experiment_models,

@@ -1,3 +1,11 @@
+# Figures and tables read small tables and take seconds: on a cluster they run
+# on the submit host instead of waiting in the queue.
+localrules:
+    figure,
+    table5,
+    cnn_table,
+
+
 # Every figure of the paper is a target: results/figures/<name>.pdf and .png.
 rule figure:
     input:

@@ -22,6 +22,12 @@ rule code_metrics:
         "../scripts/code_metrics.py"
 
 
+# Concatenations of small tables: on a cluster they run on the submit host.
+localrules:
+    collect_table,
+    collect_history,
+
+
 # One table per experiment, from its groups' metric or diameter tables.
 rule collect_table:
     input:

@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
 from neuralcode.pipeline import run_extraction
+from neuralcode.training import gpu_required
 
 setup_logging()
 run_extraction(
@@ -17,4 +18,7 @@ run_extraction(
     threads=snakemake.threads,
     probes=snakemake.params.probes,
     probe_seed=snakemake.params.probe_seed,
+    require_gpu=gpu_required(
+        snakemake.resources.gpu, snakemake.config["compute"]["allow_cpu_fallback"]
+    ),
 )

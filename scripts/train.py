@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
 from neuralcode.pipeline import run_training_group
+from neuralcode.training import gpu_required
 
 setup_logging()
 run_training_group(
@@ -13,5 +14,7 @@ run_training_group(
     group=snakemake.params.group,
     out_dir=snakemake.output[0],
     threads=snakemake.threads,
-    require_gpu=snakemake.resources.gpu > 0,
+    require_gpu=gpu_required(
+        snakemake.resources.gpu, snakemake.config["compute"]["allow_cpu_fallback"]
+    ),
 )

@@ -195,6 +195,7 @@ def run_extraction(
     threads=1,
     probes=(),
     probe_seed=0,
+    require_gpu=False,
 ):
     """Codes of a training group's checkpoints, one store per (model, epoch).
 
@@ -218,15 +219,19 @@ def run_extraction(
         Examples per forward pass; torch threads.
     probes : list of str
         Probe kinds (:mod:`neuralcode.probes`); ``probe_seed`` seeds them.
+    require_gpu : bool, default=False
+        Fail instead of extracting on the CPU when no GPU is visible.
     """
     import numpy as np
     import torch
 
     from .checkpoints import load_checkpoint
     from .extraction import extract_codes
+    from .training import pick_device
     from .views import training_view
 
     torch.set_num_threads(threads)
+    device = pick_device(require_gpu)
     dataset = load_dataset(dataset_path)
     n_probe = len(dataset.y_test)
     probe_splits = {
@@ -259,6 +264,7 @@ def run_extraction(
             splits,
             store,
             batch_size=batch_size,
+            device=device,
             attrs={"dataset": dataset.name, "view": v, "probe_seed": probe_seed},
             expect={"model_id": model_id, "epoch": int(epoch)},
         )

@@ -143,6 +143,12 @@ def adam(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
 
 
+def gpu_required(requested_gpus, allow_cpu_fallback: bool) -> bool:
+    """Whether a job must fail when it sees no GPU: the scheduler was asked
+    for one (the rule's ``gpu`` resource) and the config allows no fallback."""
+    return int(requested_gpus or 0) > 0 and not allow_cpu_fallback
+
+
 def pick_device(require_gpu: bool = False) -> torch.device:
     """CUDA when present, else the CPU; raise if a GPU was required but absent."""
     if torch.cuda.is_available():
