@@ -99,6 +99,11 @@ def test_models_and_groups(config):
     flat = [m["model_id"] for g in small for m in g["models"]]
     assert sorted(flat) == sorted(m["model_id"] for m in models)
 
+    # The experiment's own group_size wins over the top-level one.
+    one_each = training_groups("width", {**exp, "group_size": 1}, group_size=3)
+    assert len(one_each) == len(models)
+    assert training_groups("width", {**exp, "group_size": None}, group_size=3) == small
+
 
 def test_an_experiment_left_out_is_not_run():
     cfg = validate_config({"experiments": {}})

@@ -265,13 +265,16 @@ def training_groups(name: str, exp: dict, group_size: int = 0) -> list[dict]:
     """Split an experiment's models into training jobs.
 
     Models of one seed share a group (they see the same data order, which lets
-    a later engine batch them). ``group_size`` > 0 caps the models per group.
+    a later engine batch them). ``group_size`` > 0 caps the models per group;
+    the experiment's own ``group_size``, when set, takes precedence.
 
     Returns
     -------
     list of dict
         ``{"name": "<experiment>-s<seed>-g<k>", "models": [...]}``.
     """
+    if exp.get("group_size") is not None:
+        group_size = exp["group_size"]
     by_seed: dict[int, list] = {}
     for m in experiment_models(name, exp):
         by_seed.setdefault(m["seed"], []).append(m)
