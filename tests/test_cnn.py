@@ -19,6 +19,7 @@ from neuralcode.cnn import (
     code_bits,
     native_config,
 )
+from neuralcode.config import MIN_CNN_IMAGE_SIZE
 from neuralcode.models import build_model, relu_modules
 
 # --- Expected layers, by hand -------------------------------------------------
@@ -294,6 +295,21 @@ def test_output_shape_on_native_and_digit_inputs(name, size):
         config = dataclasses.replace(config, in_channels=1, image_size=size)
     model = build_cnn(config).train()
     assert model(images(config)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smallest_image_size_in_the_config_check_is_exact(name):
+    """config.MIN_CNN_IMAGE_SIZE (used before any job starts) is the smallest
+    size a forward pass in training mode takes."""
+    smallest = MIN_CNN_IMAGE_SIZE.get(name, 1)
+    config = dataclasses.replace(
+        native_config(name, multiplier=0.25), in_channels=1, image_size=smallest
+    )
+    assert build_cnn(config).train()(images(config)).shape == (2, 10)
+    if smallest > 1:
+        too_small = dataclasses.replace(config, image_size=smallest - 1)
+        with pytest.raises(RuntimeError):
+            build_cnn(too_small).train()(images(too_small))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -157,6 +157,13 @@ def test_impossible_grids_stop_before_any_work(experiment, named):
         validate_config({"experiments": {"x": {"dataset": "mnist5k", **experiment}}})
 
 
+def test_cnn_that_cannot_take_the_images_stops_before_any_work():
+    small = {"dataset": "digits", "archs": ["vgg18", "densenet28"]}
+    with pytest.raises(ConfigError, match="densenet28 needs images of at least 13x13"):
+        validate_config({"experiments": {"c": small}})
+    validate_config({"experiments": {"c": {**small, "dataset": "mnist5k"}}})
+
+
 def test_table5_epochs_must_fit_the_random_labels_run():
     bad = {
         "table5_epochs": [0, 100],

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from neuralcode import data
+from neuralcode.config import IMAGE_SIZES
 from neuralcode.data import (
     ARRAY_KEYS,
     DOWNLOAD_RULE,
@@ -91,6 +92,8 @@ def test_offline_shapes_dtypes_and_sizes(name):
     assert ds.x_train.dtype == ds.x_test.dtype == np.uint8
     assert ds.y_train.dtype == ds.y_test.dtype == np.int64
     assert ds.input_shape == shape
+    # The config check's table (CNN input sizes are checked with it).
+    assert ds.input_shape[:2] == (IMAGE_SIZES[name],) * 2
     assert ds.n_classes == 10
     assert ds.x_train.max() == 255 and ds.x_train.min() == 0
     assert ds.attrs["n_train"] == n_train and ds.attrs["n_test"] == n_test
@@ -590,6 +593,7 @@ def test_download_then_prepare_gives_the_written_arrays(
     assert ds.name == name
     assert ds.n_classes == 10
     assert ds.input_shape == ((32, 32, 3) if name == "cifar10" else (28, 28, 1))
+    assert ds.input_shape[:2] == (IMAGE_SIZES[name],) * 2
     assert ds.attrs["raw_md5"] == dict(fake.files)
     assert ds.attrs["split"] == "official"
 

@@ -415,7 +415,6 @@ def _classifier(
     return nn.Sequential(*layers)
 
 
-# TODO(validate each CNN's input size in the config check): DenseNet-28 fails on 8x8.
 class CNN(nn.Module):
     """``features`` (stem and stages) then ``classifier`` (pool, fc layers).
 

@@ -115,6 +115,19 @@ TRAIN_SPLIT_SIZES = {
     "cifar10": 50000,
 }
 
+# Height (= width) of each dataset's images, and the smallest images each CNN
+# runs on (every other CNN runs on any size; DenseNet-28's three transition
+# pools need 13 pixels). tests/test_cnn.py checks both against forward passes.
+IMAGE_SIZES = {
+    "mnist5k": 28,
+    "digits": 8,
+    "random": 28,
+    "mnist": 28,
+    "fashion_mnist": 28,
+    "cifar10": 32,
+}
+MIN_CNN_IMAGE_SIZE = {"densenet28": 13}
+
 REGULARISER_SUFFIX = {"batch_norm": "bn", "weight_decay": "wd", "grad_clip": "gc"}
 
 
@@ -159,6 +172,15 @@ def _semantic_problems(config: dict) -> list[str]:
                     f"  config key 'metrics.{what}': {metrics[what]} is more than "
                     f"the {smallest} training examples of experiment {name!r}; "
                     f"raise its smallest train size or lower {what}"
+                )
+        size = IMAGE_SIZES[exp["dataset"]]
+        for arch in exp["archs"]:
+            if size < MIN_CNN_IMAGE_SIZE.get(arch, 1):
+                problems.append(
+                    f"  config key '{key}.archs': {arch} needs images of at least "
+                    f"{MIN_CNN_IMAGE_SIZE[arch]}x{MIN_CNN_IMAGE_SIZE[arch]} pixels, "
+                    f"but {exp['dataset']} has {size}x{size}; pick another dataset "
+                    f"or drop {arch}"
                 )
         for ratio in exp["label_noise"]:
             if abs(ratio * 100 - round(ratio * 100)) > 1e-9:
