@@ -215,13 +215,17 @@ def get_caption(experiment):
     exp = config["experiments"].get(experiment)
     if exp is None:
         return ""
-    n_seeds = len(exp["seeds"])
     bn = ", batch norm" if exp["batch_norm"] else ""
     return (
         f"{exp['dataset']}, preset {config['preset']}, depth {exp['depth']}{bn}, "
-        f"{n_seeds} seed{'s' if n_seeds > 1 else ''}, "
-        f"{exp['training']['epochs']} epochs"
+        f"{counted(len(exp['seeds']), 'seed')}, "
+        f"{counted(exp['training']['epochs'], 'epoch')}"
     )
+
+
+def counted(n, noun):
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # Every figure and table of the paper the workflow draws: the experiment it
@@ -341,7 +345,7 @@ def get_table_caption(wildcards):
     return (
         f"{exp['dataset']}, preset {config['preset']}, channel multiplier "
         f"{exp['multiplier']}, {exp['training']['optimizer']} for "
-        f"{exp['training']['epochs']} epochs, constant bits "
+        f"{counted(exp['training']['epochs'], 'epoch')}, constant bits "
         f"{'removed' if drop else 'kept'}"
     )
 

@@ -364,3 +364,17 @@ def test_table5_missing_epoch_raises(tmp_path):
         figures.random_label_table(
             history, tmp_path / "t.csv", tmp_path / "t.md", epochs=[0, 500]
         )
+
+
+def test_labels_count_in_the_singular_and_plural():
+    from neuralcode.figures import _counted, _labelled
+
+    assert [_counted(n, "epoch") for n in (0, 1, 2)] == [
+        "0 epochs",
+        "1 epoch",
+        "2 epochs",
+    ]
+    df = pd.DataFrame({"epoch": [30, 1, 30]})
+    out, order = _labelled(df, "epoch", "trained for", lambda e: _counted(e, "epoch"))
+    assert order == ["1 epoch", "30 epochs"]
+    assert list(out["trained for"]) == ["30 epochs", "1 epoch", "30 epochs"]

@@ -144,10 +144,18 @@ def _check_unique(df, table, keys) -> None:
     )
 
 
+def _counted(n, noun) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _labelled(df, column, name, fmt="{:g}") -> tuple[pd.DataFrame, list[str]]:
-    """Add a text column ``name`` from ``column``; return it and its order."""
+    """Add a text column ``name`` from ``column``; return it and its order.
+
+    ``fmt`` is a format string or a function of the value."""
     values = sorted(df[column].unique())
-    labels = {v: fmt.format(v) for v in values}
+    label = fmt if callable(fmt) else fmt.format
+    labels = {v: label(v) for v in values}
     return df.assign(**{name: df[column].map(labels)}), list(labels.values())
 
 
@@ -194,7 +202,10 @@ def _legend_on_last(axes) -> None:
     for ax in axes[:-1]:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
+    # Long handles: a dash pattern must show beside the marker.
+    sns.move_legend(
+        axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=7, handlelength=4
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +360,7 @@ def _by_layer_set(df, table) -> Encoding:
     """Encoding by layer sets: colour = how many layers, style = which end."""
     df, parts = _layer_rows(df, table, r"(first|last)(\d+)", "layer sets")
     df = df.assign(_k=parts[1].astype(int), _end=parts[0])
-    df, order = _labelled(df, "_k", "layers used", "{} layer(s)")
+    df, order = _labelled(df, "_k", "layers used", lambda k: _counted(k, "layer"))
     ends = {"first": "first k (from the input)", "last": "last k (from the output)"}
     df = df.assign(**{"taken from": df["_end"].map(ends)})
     return Encoding(
@@ -680,7 +691,7 @@ def _histogram_figure(df, hue, order, outputs, label, what, caption, *notes):
         ax=ax,
     )
     ax.set(xlabel="stochastic diameter D", ylabel="fraction of examples")
-    pooled = f"pooled over {df['seed'].nunique()} seed(s)"
+    pooled = f"pooled over {_counted(df['seed'].nunique(), 'seed')}"
     _title(ax, label, what, caption, pooled, *notes)
     _save(fig, outputs)
 
@@ -708,7 +719,7 @@ def diameter_histograms_by_epoch(
     df, _, note = _diameter_rows(
         tables, source="test", width=width, epoch=[early, late]
     )
-    df, order = _labelled(df, "epoch", "trained for", "{} epochs")
+    df, order = _labelled(df, "epoch", "trained for", lambda e: _counted(e, "epoch"))
     what = f"stochastic diameters, width {width}, test examples"
     _histogram_figure(df, "trained for", order, outputs, label, what, caption, note)
 
@@ -772,11 +783,12 @@ def random_image(dataset_npz, outputs, caption="") -> None:
     if len(x) == 0:
         raise ValueError(f"dataset {dataset_npz} has no training images")
     grey = x[0].mean(axis=-1) if x[0].ndim == 3 else x[0]
-    fig, ax = plt.subplots(figsize=(3.8, 3.5))
+    # Constrained layout and a figure title: the colour bar keeps clear of it.
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), layout="constrained")
     shown = ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
     fig.colorbar(shown, ax=ax, label="pixel value (grey, channel mean)")
     ax.set(xlabel="pixel column", ylabel="pixel row")
-    _title(ax, "11", f"training image 0, label {y[0]}", caption)
+    _title(fig, "11", f"training image 0, label {y[0]}", caption)
     _save(fig, outputs)
 
 
