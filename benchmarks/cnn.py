@@ -30,13 +30,14 @@ PAPER_SIZES = {"cnn_mnist": (60000, 10000), "cnn_cifar": (50000, 10000)}
 
 CHILD = """
 import json, resource, sys, time
-from neuralcode import pipeline as p
+from neuralcode.stages.extract import run_extraction
+from neuralcode.stages.measure import store_metrics
 a = json.loads(sys.argv[1])
 tic = time.perf_counter()
 if a["step"] == "extract":
-    p.run_extraction(a["models"], a["data"], a["out"], [[a["model"], a["epoch"]]])
+    run_extraction(a["models"], a["data"], a["out"], [[a["model"], a["epoch"]]])
 else:
-    p.store_metrics(a["store"], a["settings"], "b", model={"model_id": a["model"]})
+    store_metrics(a["store"], a["settings"], "b", model={"model_id": a["model"]})
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": time.perf_counter() - tic, "peak_mb": peak}))
 """

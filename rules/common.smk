@@ -1,4 +1,3 @@
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from neuralcode.jobenv import export_source_dir  # noqa: E402
+from neuralcode.provenance import source_hash  # noqa: E402
 
 export_source_dir(SRC)
 
@@ -47,50 +47,21 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-_SOURCE_HASHES = {}
+def code_hash(module):
+    """Hash of a package module and every package module it imports, passed
+    as a param: editing the code behind a rule reruns its jobs, and only its
+    jobs (Snakemake tracks only the scripts)."""
+    return source_hash(SRC / "neuralcode", module)
 
 
-def get_source_hash(*modules):
-    """sha256 of package modules, passed as a param so that editing the code
-    behind a rule reruns its jobs (Snakemake tracks only the scripts)."""
-    if modules not in _SOURCE_HASHES:
-        digest = hashlib.sha256()
-        for name in modules:
-            digest.update(
-                (Path(workflow.basedir) / "src/neuralcode" / name).read_bytes()
-            )
-        _SOURCE_HASHES[modules] = digest.hexdigest()[:16]
-    return _SOURCE_HASHES[modules]
-
-
-TRAIN_CODE = get_source_hash(
-    "models.py",
-    "grouped.py",
-    "training.py",
-    "views.py",
-    "checkpoints.py",
-    "data.py",
-    "pipeline.py",
-)
-EXTRACT_CODE = get_source_hash(
-    "models.py",
-    "extraction.py",
-    "views.py",
-    "probes.py",
-    "checkpoints.py",
-    "codes.py",
-    "data.py",
-    "pipeline.py",
-)
-DIAMETERS_CODE = get_source_hash(
-    "models.py", "diameters.py", "probes.py", "checkpoints.py", "data.py", "pipeline.py"
-)
-METRICS_CODE = get_source_hash(
-    "metrics.py", "bigcodes.py", "codes.py", "pipeline.py", "config.py"
-)
-DATA_CODE = get_source_hash("data.py", "pipeline.py")
-FIGURES_CODE = get_source_hash("figures.py", "codes.py")
-TABLES_CODE = get_source_hash("tables.py")
+TRAIN_CODE = code_hash("stages/train.py")
+EXTRACT_CODE = code_hash("stages/extract.py")
+DIAMETERS_CODE = code_hash("stages/diameters.py")
+METRICS_CODE = code_hash("stages/measure.py")
+COLLECT_CODE = code_hash("stages/collect.py")
+DATA_CODE = code_hash("data.py")
+FIGURES_CODE = code_hash("figures.py")
+TABLES_CODE = code_hash("tables.py")
 
 
 def get_raw_input(wildcards):

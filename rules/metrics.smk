@@ -45,6 +45,7 @@ rule collect_table:
         runtime=5,
     params:
         expected=get_expected_models,
+        code=COLLECT_CODE,
     script:
         "../scripts/collect_metrics.py"
 
@@ -66,5 +67,6 @@ rule collect_history:
             experiment_models(wc.experiment, get_experiment(wc))
         ),
         dataset=lambda wc: get_experiment(wc)["dataset"],
+        code=COLLECT_CODE,
     script:
         "../scripts/collect_history.py"

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_metrics
+from neuralcode.stages.measure import run_metrics
 
 setup_logging()
 run_metrics(

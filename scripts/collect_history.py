@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import collect_histories
+from neuralcode.stages.collect import collect_histories
 
 setup_logging()
 collect_histories(

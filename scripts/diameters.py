@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_diameters
+from neuralcode.stages.diameters import run_diameters
 
 setup_logging()
 run_diameters(

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_download
+from neuralcode.stages.download import run_download
 
 setup_logging()
 run_download(

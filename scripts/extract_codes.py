@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from neuralcode.devices import gpu_required
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_extraction
-from neuralcode.training import gpu_required
+from neuralcode.stages.extract import run_extraction
 
 setup_logging()
 run_extraction(

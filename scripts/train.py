@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from neuralcode.devices import gpu_required
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_training_group
-from neuralcode.training import gpu_required
+from neuralcode.stages.train import run_training_group
 
 setup_logging()
 run_training_group(

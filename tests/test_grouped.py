@@ -154,7 +154,7 @@ def test_models_with_other_seeds_see_other_data(tmp_path, dataset):
 RUNNER = """
 import logging, sys
 from neuralcode.logs import setup_logging
-from neuralcode.pipeline import run_training_group
+from neuralcode.stages.train import run_training_group
 setup_logging()
 run_training_group(sys.argv[1], {group!r}, sys.argv[2])
 """
@@ -215,7 +215,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, dataset):
     assert not (out / "w4" / "e60.pt").exists()
 
     # Rerun in-process, as Snakemake would after deleting the incomplete output.
-    from neuralcode.pipeline import run_training_group
+    from neuralcode.stages.train import run_training_group
 
     run_training_group(data, GROUP, out)
     assert not state.parent.exists()
@@ -232,7 +232,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, dataset):
 
 
 def test_stale_work_of_other_settings_is_discarded(tmp_path, dataset):
-    from neuralcode.pipeline import run_training_group
+    from neuralcode.stages.train import run_training_group
 
     data = tmp_path / "toy.npz"
     save_dataset(dataset, data)

@@ -9,7 +9,8 @@ from neuralcode.checkpoints import save_checkpoint
 from neuralcode.codes import read_codes
 from neuralcode.data import Dataset, save_dataset
 from neuralcode.models import MLP, MLPConfig
-from neuralcode.pipeline import layer_sets, run_extraction, run_metrics
+from neuralcode.stages.extract import run_extraction
+from neuralcode.stages.measure import layer_sets, run_metrics
 from neuralcode.views import training_view
 
 SETTINGS = {

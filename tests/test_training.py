@@ -5,13 +5,12 @@ import pytest
 import torch
 
 from neuralcode.checkpoints import CheckpointError, load_checkpoint
+from neuralcode.devices import gpu_required, pick_device
 from neuralcode.models import MLP, MLPConfig
 from neuralcode.training import (
     ModelJob,
     TrainConfig,
-    gpu_required,
     l2_penalty,
-    pick_device,
     train_one,
 )
 

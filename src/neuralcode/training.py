@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import atomic_torch_save, save_checkpoint
+from .devices import pick_device
 from .grouped import GroupedMLP, grouped_evaluate, grouped_loss
 from .models import MLP, MLPConfig, build_model
 from .views import training_view
@@ -141,25 +142,6 @@ def adam(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr)
     return torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), fused=True)
-
-
-def gpu_required(requested_gpus, allow_cpu_fallback: bool) -> bool:
-    """Whether a job must fail when it sees no GPU: the scheduler was asked
-    for one (the rule's ``gpu`` resource) and the config allows no fallback."""
-    return int(requested_gpus or 0) > 0 and not allow_cpu_fallback
-
-
-def pick_device(require_gpu: bool = False) -> torch.device:
-    """CUDA when present, else the CPU; raise if a GPU was required but absent."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if require_gpu:
-        raise RuntimeError(
-            "this job asked for a GPU but torch sees none "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
-            "request one from the scheduler or allow CPU fallback in the config"
-        )
-    return torch.device("cpu")
 
 
 def images_to_tensor(images, device) -> torch.Tensor:
