@@ -1,5 +1,6 @@
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 # The Snakemake process itself only needs the light config module of the
@@ -47,21 +48,13 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-def code_hash(module):
-    """Hash of a package module and every package module it imports, passed
-    as a param: editing the code behind a rule reruns its jobs, and only its
-    jobs (Snakemake tracks only the scripts)."""
-    return source_hash(SRC / "neuralcode", module)
-
-
-TRAIN_CODE = code_hash("stages/train.py")
-EXTRACT_CODE = code_hash("stages/extract.py")
-DIAMETERS_CODE = code_hash("stages/diameters.py")
-METRICS_CODE = code_hash("stages/measure.py")
-COLLECT_CODE = code_hash("stages/collect.py")
-DATA_CODE = code_hash("data.py")
-FIGURES_CODE = code_hash("figures.py")
-TABLES_CODE = code_hash("tables.py")
+@cache
+def code_hash(script):
+    """Hash of a rule's script (under scripts/) and of every package module it
+    uses, passed as a param: editing the code behind a rule reruns its jobs,
+    and only its jobs. The profiles turn Snakemake's own `code` trigger off,
+    which reruns on a script's modification time alone (a `git checkout`)."""
+    return source_hash(Path(workflow.basedir) / "scripts" / script, SRC / "neuralcode")
 
 
 def get_raw_input(wildcards):

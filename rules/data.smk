@@ -17,6 +17,7 @@ rule download_dataset:
     params:
         raw_dir="resources/raw/{dataset}",
         mirrors=get_mirrors,
+        code=code_hash("download_dataset.py"),
     script:
         "../scripts/download_dataset.py"
 
@@ -39,6 +40,6 @@ rule prepare_dataset:
         random_sizes=lambda wc: (
             canonical(config["datasets"]["random"]) if wc.dataset == "random" else None
         ),
-        code=DATA_CODE,
+        code=code_hash("prepare_dataset.py"),
     script:
         "../scripts/prepare_dataset.py"

@@ -25,7 +25,7 @@ rule figure:
     params:
         caption=get_figure_caption,
         options=get_figure_options,
-        code=FIGURES_CODE,
+        code=code_hash("figure.py"),
     script:
         "../scripts/figure.py"
 
@@ -45,7 +45,7 @@ rule table5:
         runtime=5,
     params:
         epochs=config["table5_epochs"],
-        code=FIGURES_CODE,
+        code=code_hash("table5.py"),
     script:
         "../scripts/table5.py"
 
@@ -68,6 +68,6 @@ rule cnn_table:
         runtime=5,
     params:
         caption=get_table_caption,
-        code=TABLES_CODE,
+        code=code_hash("cnn_table.py"),
     script:
         "../scripts/cnn_table.py"

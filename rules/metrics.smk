@@ -17,7 +17,7 @@ rule code_metrics:
         models=get_group_models,
         epochs=lambda wc: get_experiment(wc)["code_epochs"],
         layers=lambda wc: get_experiment(wc)["layer_sets"],
-        code=METRICS_CODE,
+        code=code_hash("code_metrics.py"),
     script:
         "../scripts/code_metrics.py"
 
@@ -45,7 +45,7 @@ rule collect_table:
         runtime=5,
     params:
         expected=get_expected_models,
-        code=COLLECT_CODE,
+        code=code_hash("collect_metrics.py"),
     script:
         "../scripts/collect_metrics.py"
 
@@ -67,6 +67,6 @@ rule collect_history:
             experiment_models(wc.experiment, get_experiment(wc))
         ),
         dataset=lambda wc: get_experiment(wc)["dataset"],
-        code=COLLECT_CODE,
+        code=code_hash("collect_history.py"),
     script:
         "../scripts/collect_history.py"

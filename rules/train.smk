@@ -17,6 +17,6 @@ rule train:
         gpu=0,
     params:
         group=get_group,
-        code=TRAIN_CODE,
+        code=code_hash("train.py"),
     script:
         "../scripts/train.py"

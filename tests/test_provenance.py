@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from neuralcode.provenance import module_closure, source_hash
+from neuralcode.provenance import module_closure, script_sources, source_hash
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src/neuralcode"
 
@@ -47,13 +47,20 @@ def test_closure_follows_relative_absolute_and_function_level_imports(tmp_path):
     ]
 
 
-def test_hash_changes_with_a_dependency_only(tmp_path):
-    fake_package(tmp_path)
-    before = source_hash(tmp_path, "a.py")
-    (tmp_path / "unused.py").write_text("x = 1\n")
-    assert source_hash(tmp_path, "a.py") == before
-    (tmp_path / "d.py").write_text("import numpy as np\n")
-    assert source_hash(tmp_path, "a.py") != before
+def test_script_hash_follows_its_bytes_and_its_modules_only(tmp_path):
+    root = tmp_path / "neuralcode"
+    fake_package(root)
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nfrom neuralcode.b import f\n")
+    assert script_sources(script, root) == ["a.py", "b.py", "c.py", "d.py", "e.py"]
+    before = source_hash(script, root)
+    (root / "unused.py").write_text("x = 1\n")
+    assert source_hash(script, root) == before
+    (root / "d.py").write_text("import numpy as np\n")
+    after_module = source_hash(script, root)
+    assert after_module != before
+    script.write_text(script.read_text() + "# a comment\n")
+    assert source_hash(script, root) != after_module
 
 
 def test_stage_hashes_cover_their_models_and_not_other_stages():

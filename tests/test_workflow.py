@@ -136,6 +136,61 @@ def test_key_order_and_spelled_out_defaults_rerun_nothing(tiny_run, tmp_path):
     assert "train " in result.stdout or "train\n" in result.stdout
 
 
+def _job_counts(output):
+    """{rule: jobs} from the "Job stats" table of a dry run."""
+    counts = {}
+    lines = output.splitlines()
+    start = lines.index("Job stats:") + 3
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_code_edits_rerun_only_the_rules_behind_them(tiny_run, tmp_path):
+    import shutil
+
+    code = tmp_path / "workflow"
+    code.mkdir()
+    for part in ("Snakefile", "rules", "scripts", "src", "schemas", "profiles", "envs"):
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, code / part, copy_function=shutil.copy)
+        else:
+            shutil.copy(REPO / part, code / part)
+    # Every file newer than every output, as after a checkout.
+    for path in code.rglob("*"):
+        path.touch()
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+
+    def dry_run():
+        cmd = [str(SNAKEMAKE), "-s", str(code / "Snakefile"), "--directory"]
+        result = subprocess.run(
+            [*cmd, str(workdir), "--dry-run", "--cores", "2"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    # Fresh copies of every file (new modification times, same bytes), as
+    # after a `git checkout`: nothing reruns.
+    assert "Nothing to be done" in dry_run()
+
+    metrics = code / "src/neuralcode/metrics.py"
+    metrics.write_text(metrics.read_text() + "\n# an edit\n")
+    jobs = _job_counts(dry_run())
+    assert jobs.get("code_metrics") == 2, jobs
+    assert "train" not in jobs and "extract_codes" not in jobs
+
+    cnn = code / "src/neuralcode/cnn.py"
+    cnn.write_text(cnn.read_text() + "\n# an edit\n")
+    assert _job_counts(dry_run()).get("train") == 2
+
+
 def _tiny(**extra):
     base = {"widths": [8, 16], "seeds": [0, 1], "code_epochs": [2]}
     return {**base, "training": {"epochs": 2}, **extra}

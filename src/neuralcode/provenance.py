@@ -1,9 +1,10 @@
 """Which source files a rule's results depend on.
 
-The workflow passes a hash of these files to each rule as a param, so that
-editing the code behind a rule reruns its jobs, and only its jobs (Snakemake
-itself tracks only the rule's script). The files are found by reading import
-statements, at module level and inside functions, without importing anything.
+The workflow passes each rule a hash of its script and of the package modules
+the script uses, as a param: editing the code behind a rule reruns its jobs,
+and only its jobs, whatever the files' modification times say. The modules
+are found by reading import statements, at module level and inside
+functions, without importing anything.
 """
 
 import ast
@@ -23,11 +24,11 @@ def _module_file(root: Path, parts) -> str | None:
     return None
 
 
-def _imports(root: Path, rel: str) -> set[str]:
-    """Package modules that the module at ``rel`` imports anywhere in it."""
-    package = list(Path(rel).parent.parts)
+def _imports(root: Path, path: Path, package: list[str]) -> set[str]:
+    """Package modules that the file at ``path`` imports anywhere in it;
+    ``package`` is its package's path under ``root`` (relative imports)."""
     found = set()
-    for node in ast.walk(ast.parse((root / rel).read_text(), filename=rel)):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         bases = []
         if isinstance(node, ast.Import):
             bases = [
@@ -36,7 +37,7 @@ def _imports(root: Path, rel: str) -> set[str]:
                 if a.name.split(".")[0] == PACKAGE
             ]
         elif isinstance(node, ast.ImportFrom):
-            module = (node.module or "").split(".") if node.module else []
+            module = node.module.split(".") if node.module else []
             if node.level:
                 base = package[: len(package) - (node.level - 1)] + module
             elif module and module[0] == PACKAGE:
@@ -51,6 +52,17 @@ def _imports(root: Path, rel: str) -> set[str]:
             if module_file is not None:
                 found.add(module_file)
     return found
+
+
+def _closure(root: Path, todo: set[str]) -> list[str]:
+    seen = set()
+    while todo:
+        rel = todo.pop()
+        if rel not in seen:
+            seen.add(rel)
+            package = list(Path(rel).parent.parts)
+            todo |= _imports(root, root / rel, package) - seen
+    return sorted(seen)
 
 
 def module_closure(root, start: str) -> list[str]:
@@ -68,19 +80,20 @@ def module_closure(root, start: str) -> list[str]:
     list of str
         Sorted paths relative to ``root``.
     """
+    return _closure(Path(root), {start})
+
+
+def script_sources(script, root) -> list[str]:
+    """Package modules (paths relative to ``root``) that a script outside the
+    package imports, directly or through other package modules."""
+    return _closure(Path(root), _imports(Path(root), Path(script), []))
+
+
+def source_hash(script, root) -> str:
+    """Short sha256 over a rule's script and the package modules it uses
+    (:func:`script_sources`), names and bytes."""
     root = Path(root)
-    seen, todo = set(), [start]
-    while todo:
-        rel = todo.pop()
-        if rel not in seen:
-            seen.add(rel)
-            todo.extend(_imports(root, rel) - seen)
-    return sorted(seen)
-
-
-def source_hash(root, start: str) -> str:
-    """Short sha256 over the files of :func:`module_closure` (names and bytes)."""
-    digest = hashlib.sha256()
-    for rel in module_closure(root, start):
-        digest.update(rel.encode() + b"\0" + (Path(root) / rel).read_bytes())
+    digest = hashlib.sha256(Path(script).read_bytes())
+    for rel in script_sources(script, root):
+        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes())
     return digest.hexdigest()[:16]
