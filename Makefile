@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test lint lock benchmark
+.PHONY: setup run test lint lock benchmark verify
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src scripts tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
+
+# Every cached dataset and code store against its recorded checksums.
+verify: $(STAMP)
+	$(BIN)/python -m neuralcode.verify results
 
 # Our paths against the obvious alternatives; writes benchmarks/RESULTS.md.
 benchmark: $(STAMP)

@@ -153,3 +153,30 @@ def test_swapped_checkpoint_is_refused(tmp_path):
             tmp_path / "other.zarr",
             expect={"model_id": "other", "epoch": 0},
         )
+
+
+def test_verify_finds_a_damaged_store_and_names_its_group(tmp_path, rng, capsys):
+    import shutil
+
+    from neuralcode.data import Dataset, save_dataset
+    from neuralcode.verify import main, verify
+
+    images = rng.integers(0, 256, size=(40, 1, 2, 1), dtype=np.uint8)
+    made = write_store(tmp_path, hand_built_mlp(), images, np.zeros(40), 8)
+    results = tmp_path / "results"
+    store = results / "codes/exp/s0-g0/hand/e0.zarr"
+    shutil.copytree(made, store)
+    x = rng.integers(0, 256, size=(6, 2, 2, 1), dtype=np.uint8)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    ds = Dataset.from_arrays("tiny", x[:4], y[:4], x[4:], y[4:], n_classes=2)
+    save_dataset(ds, results / "data/tiny.npz")
+    assert verify(results) == (2, [])
+    assert main([str(results)]) == 0
+
+    chunk_files(store)[0].unlink()
+    checked, problems = verify(results)
+    assert checked == 2 and len(problems) == 1
+    assert "e0.zarr is damaged" in problems[0]
+    assert f"--forcerun {results / 'codes/exp/s0-g0'}" in problems[0]
+    assert main([str(results)]) == 1
+    assert "1 problems" in capsys.readouterr().err

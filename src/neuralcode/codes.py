@@ -123,3 +123,26 @@ def read_codes(store_path, split: str, layers=None) -> CodeSet:
     n_bits = sum(b for _, b in parts)
     labels = _read_array(store_path, group, "labels", digests.get("labels"))
     return CodeSet(packed, n_bits, labels)
+
+
+def verify_store(store_path) -> list[str]:
+    """Problems of a code store: unreadable, unfinished, or an array that no
+    longer matches the sha256 recorded when it was written. Empty if sound."""
+    try:
+        root = open_store(store_path)
+    except ValueError as err:
+        return [str(err)]
+    problems = []
+    for split, digests in root.attrs.get("sha256", {}).items():
+        if split not in root:
+            problems.append(
+                f"code store {store_path} lost its split {split!r}; "
+                + _refresh_hint(store_path)
+            )
+            continue
+        for name, digest in digests.items():
+            try:
+                _read_array(store_path, root[split], name, digest)
+            except ValueError as err:
+                problems.append(str(err))
+    return problems
