@@ -99,4 +99,6 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     out_dir.mkdir(parents=True, exist_ok=True)
     for job in jobs:
         shutil.copytree(work / job.model_id, out_dir / job.model_id, dirs_exist_ok=True)
+    # TODO(keep a finished group's state so that an incomplete-marked rerun
+    # can reuse it without defeating --forcerun): see README, Limitations.
     shutil.rmtree(work)
