@@ -248,14 +248,14 @@ class SlurmCluster:
                 raise RuntimeError(
                     f"{name} exited with {proc.returncode}; see {self.root}/log"
                 )
-        result = subprocess.run(
-            ["sinfo", "-h", "-N", "-o", "%t"],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=20,
-        )
+        result = self.client("sinfo", "-h", "-N", "-o", "%t")
         return result.returncode == 0 and result.stdout.strip() == "idle"
+
+    def client(self, *argv, check=False):
+        """Run a Slurm client command against this cluster."""
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=self.env, timeout=20, check=check
+        )
 
     def _wait_for(self, check, timeout, what):
         deadline = time.monotonic() + timeout
@@ -289,18 +289,13 @@ class SlurmCluster:
 
     def _cancel_jobs(self, timeout=30):
         def queued():
-            out = subprocess.run(
-                ["squeue", "-h", "-t", "PD,R,CG", "-o", "%i"],
-                capture_output=True,
-                text=True,
-                env=self.env,
-                timeout=20,
+            return self.client(
+                "squeue", "-h", "-t", "PD,R,CG", "-o", "%i"
             ).stdout.split()
-            return out
 
         jobs = queued()
         if jobs:
-            subprocess.run(["scancel", *jobs], env=self.env, timeout=20)
+            self.client("scancel", *jobs)
             deadline = time.monotonic() + timeout
             while queued() and time.monotonic() < deadline:
                 time.sleep(1)
@@ -313,14 +308,7 @@ class SlurmCluster:
         """Every job the controller still knows (finished ones for MinJobAge
         seconds), as dicts of `scontrol -o -d show job` fields; the allocated
         generic resources are under JOB_GRES."""
-        out = subprocess.run(
-            ["scontrol", "-o", "-d", "show", "job"],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=20,
-            check=True,
-        ).stdout
+        out = self.client("scontrol", "-o", "-d", "show", "job", check=True).stdout
         jobs = []
         for line in out.splitlines():
             fields = {}
