@@ -15,7 +15,7 @@ rule extract_codes:
         ENV
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=get_runtime("extract_codes"),
         gpu=0,
     params:
         stores=get_code_items,
@@ -41,7 +41,7 @@ rule diameters:
         ENV
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=get_runtime("diameters"),
     params:
         checkpoints=get_diameter_items,
         settings=lambda wc: canonical(get_experiment(wc)["diameters"]),

@@ -18,6 +18,7 @@ export_source_dir(SRC)
 from neuralcode.config import (  # noqa: E402
     experiment_models,
     load_schema,
+    runtime_minutes,
     training_groups,
     validate_config,
 )
@@ -102,11 +103,16 @@ def get_group(wildcards):
     )
 
 
-def get_train_runtime(wildcards):
-    """Minutes for a training job: generous for CPU runs of the quick preset."""
-    exp = get_experiment(wildcards)
-    n_models = len(get_group(wildcards)["models"])
-    return 10 + n_models * exp["training"]["epochs"] // 20
+def get_runtime(rule):
+    """Minutes a job of ``rule`` asks for (config ``compute``; the estimate for
+    training scales with the group's parameters, steps and dataset)."""
+
+    def runtime(wildcards):
+        exp = get_experiment(wildcards)
+        models = get_group(wildcards)["models"]
+        return runtime_minutes(rule, exp, models, config)
+
+    return runtime
 
 
 def get_group_dirs(wildcards):

@@ -11,7 +11,7 @@ rule code_metrics:
         ENV
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=get_runtime("code_metrics"),
     params:
         settings=get_metric_settings,
         models=get_group_models,

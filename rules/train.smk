@@ -13,7 +13,7 @@ rule train:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=get_train_runtime,
+        runtime=get_runtime("train"),
         gpu=0,
     params:
         group=get_group,

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from neuralcode.devices import gpu_required
+from neuralcode.devices import job_device
 from neuralcode.logs import setup_logging
 from neuralcode.stages.extract import run_extraction
 
@@ -18,7 +18,7 @@ run_extraction(
     threads=snakemake.threads,
     probes=snakemake.params.probes,
     probe_seed=snakemake.params.probe_seed,
-    require_gpu=gpu_required(
+    device=job_device(
         snakemake.resources.gpu, snakemake.config["compute"]["allow_cpu_fallback"]
     ),
 )

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from neuralcode.devices import gpu_required
+from neuralcode.devices import job_device
 from neuralcode.logs import setup_logging
 from neuralcode.stages.train import run_training_group
 
@@ -14,7 +14,7 @@ run_training_group(
     group=snakemake.params.group,
     out_dir=snakemake.output[0],
     threads=snakemake.threads,
-    require_gpu=gpu_required(
+    device=job_device(
         snakemake.resources.gpu, snakemake.config["compute"]["allow_cpu_fallback"]
     ),
 )

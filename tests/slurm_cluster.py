@@ -327,11 +327,25 @@ class SlurmCluster:
         self.stop()
 
 
+def _stop_on(signum, frame):
+    # Once: a second signal must not interrupt the clean-up.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
     import tempfile
 
+    # SIGTERM and SIGHUP stop the cluster as Ctrl-C does; SIGINT too when a
+    # shell started this in the background (which ignores SIGINT for it).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on)
     with tempfile.TemporaryDirectory() as tmp, SlurmCluster(tmp) as cluster:
-        print(f"Slurm up; export SLURM_CONF={cluster.conf}  (Ctrl-C stops it)")
+        print(
+            f"Slurm up; export SLURM_CONF={cluster.conf}  (Ctrl-C or kill stops it)",
+            flush=True,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:

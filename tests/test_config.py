@@ -230,3 +230,46 @@ def test_cnn_experiments_name_their_models_by_architecture():
     assert models[1]["model"] == {"arch": "cnn", "name": "resnet20", "multiplier": 0.25}
     with pytest.raises(ConfigError, match="archs"):
         validate_config({"experiments": {"cnn": {"archs": ["alexnet"]}}})
+
+
+def test_runtime_requests_scale_with_the_work_and_obey_fixed_values():
+    from neuralcode.config import mlp_parameters, runtime_minutes
+
+    # 784*10 + 10 weights and biases in, 10*10 + 10 out.
+    assert mlp_parameters(784, 10, 1) == 7960
+    assert mlp_parameters(4, 3, 2) == 4 * 3 + 3 + 3 * 3 + 3 + 3 * 10 + 10
+    cfg = validate_config(
+        {
+            "experiments": {
+                "m": {
+                    "dataset": "mnist5k",
+                    "widths": [10],
+                    "seeds": [0],
+                    "code_epochs": [10],
+                    "training": {"epochs": 10},
+                },
+                "c": {
+                    "dataset": "digits",
+                    "archs": ["vgg18", "resnet18"],
+                    "seeds": [0],
+                    "code_epochs": [3],
+                    "training": {"epochs": 3},
+                },
+            },
+            # 4000 examples / batch 128 = 32 steps x 10 epochs x 7960
+            # parameters = 2,547,200 parameter-steps: 60 s at this speed.
+            "compute": {"mlp_parameter_steps_per_second": 2547200 / 60},
+        }
+    )
+    mlp, cnn = cfg["experiments"]["m"], cfg["experiments"]["c"]
+    mlps, cnns = experiment_models("m", mlp), experiment_models("c", cnn)
+    # 10 min + 1.5 x 1 min, rounded up.
+    assert runtime_minutes("train", mlp, mlps, cfg) == 12
+    # 2 CNNs x 3 epochs x 1,500 examples at 60 s per 10,000: 54 s.
+    assert runtime_minutes("train", cnn, cnns, cfg) == 10 + 2
+    assert runtime_minutes("train", mlp, mlps + mlps, cfg) == 10 + 3
+    assert runtime_minutes("code_metrics", mlp, mlps, cfg) == 60
+    assert runtime_minutes("code_metrics", cnn, cnns, cfg) == 300
+    cfg["compute"]["runtime_minutes"] = {"code_metrics": 240, "train": 7}
+    assert runtime_minutes("code_metrics", cnn, cnns, cfg) == 240
+    assert runtime_minutes("train", mlp, mlps, cfg) == 7

@@ -63,21 +63,6 @@ def tiny_group(tmp_path):
     return tmp_path, ds, view, model
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
-def test_extraction_that_requires_a_gpu_fails_before_writing(tiny_group):
-    tmp_path, ds, _, _ = tiny_group
-    out = tmp_path / "codes-gpu"
-    with pytest.raises(RuntimeError, match="asked for a GPU"):
-        run_extraction(
-            tmp_path / "models",
-            tmp_path / "tiny.npz",
-            out,
-            [["m0", 1]],
-            require_gpu=True,
-        )
-    assert not out.exists()
-
-
 def test_train_codes_are_the_subset_with_the_labels_the_model_saw(tiny_group):
     tmp_path, ds, view, _ = tiny_group
     store = tmp_path / "codes/m0/e1.zarr"

@@ -17,7 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from slurm_cluster import INIT_STATUS_WAIT, SlurmCluster, SlurmUnavailable
+from slurm_cluster import (
+    DEFAULT_CONF,
+    INIT_STATUS_WAIT,
+    SlurmCluster,
+    SlurmUnavailable,
+    ensure_packages,
+)
 
 from neuralcode.codes import read_codes
 
@@ -87,6 +93,42 @@ def run(workdir, *args, env=None, limit=420):
     return result
 
 
+def test_hand_started_cluster_stops_everything_on_sigterm():
+    """`python tests/slurm_cluster.py` in the background, stopped by `kill`."""
+    import signal
+    import time
+
+    try:
+        ensure_packages()
+    except SlurmUnavailable as err:
+        pytest.skip(f"no Slurm here: {err}")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests/slurm_cluster.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        # As a shell starts a background job: SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("Slurm up"), line
+        conf = line.split("SLURM_CONF=")[1].split()[0]
+        daemons = subprocess.run(
+            ["pgrep", "-f", conf], capture_output=True, text=True
+        ).stdout.split()
+        assert len(daemons) == 2  # slurmctld and slurmd name the config
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # a second signal during clean-up
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1)
+    assert subprocess.run(["pgrep", "-f", conf]).returncode == 1, "daemons left"
+    assert not Path(conf).exists()
+    assert not DEFAULT_CONF.exists()
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
@@ -129,6 +171,7 @@ def runs(cluster, tmp_path_factory):
     # Same directory, fallback allowed: the dataset prepared above is reused.
     write_config(on_slurm, {**TINY, "compute": {"allow_cpu_fallback": True}})
     done = run(on_slurm, *slurm_args, env=env)
+    done_log = train_log.read_text() if train_log.exists() else ""
     again = run(on_slurm, *slurm_args, "-n", env=env)
     jobs = cluster.jobs()
     # The local reference uses the profile's threads: CPU float sums depend on
@@ -141,6 +184,7 @@ def runs(cluster, tmp_path_factory):
         "refused": refused,
         "refused_log": refused_log,
         "done": done,
+        "done_log": done_log,
         "again": again,
         "reference": reference,
         "slurm_dir": on_slurm,
@@ -171,6 +215,7 @@ def test_fallback_run_completes_and_second_run_does_nothing(runs):
     done, again = runs["done"], runs["again"]
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Nothing to be done" in again.stdout + again.stderr
+    assert "running on the CPU because compute.allow_cpu_fallback" in runs["done_log"]
     for ext in ("pdf", "png"):
         assert (runs["slurm_dir"] / f"results/figures/fig2a.{ext}").is_file()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from neuralcode.checkpoints import CheckpointError, load_checkpoint
-from neuralcode.devices import gpu_required, pick_device
+from neuralcode.devices import pick_device
 from neuralcode.models import MLP, MLPConfig
 from neuralcode.training import (
     ModelJob,
@@ -134,21 +134,6 @@ def test_required_gpu_missing_is_an_error():
     assert pick_device().type == "cpu"
     with pytest.raises(RuntimeError, match="asked for a GPU"):
         pick_device(require_gpu=True)
-
-
-@pytest.mark.parametrize(
-    "gpus, fallback, required",
-    [
-        (0, False, False),
-        (0, True, False),
-        (1, False, True),
-        (1, True, False),
-        ("2", False, True),
-        (None, False, False),
-    ],
-)
-def test_gpu_required_only_when_given_one_without_fallback(gpus, fallback, required):
-    assert gpu_required(gpus, fallback) is required
 
 
 def test_batch_norm_model_trains_and_reloads(tmp_path, data):

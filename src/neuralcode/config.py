@@ -127,6 +127,16 @@ IMAGE_SIZES = {
     "cifar10": 32,
 }
 MIN_CNN_IMAGE_SIZE = {"densenet28": 13}
+IMAGE_CHANNELS = {"cifar10": 3}  # every other dataset: 1
+
+# Runtime requests (minutes) of the rules after training, by model kind: MLP
+# jobs take minutes on a CPU; CNN codes are 10^4-10^5 bits per example
+# (benchmarks/CNN.md estimates up to 72 min of extraction and 188 min of
+# metrics per CIFAR-10 CNN at full width on a CPU).
+RUNTIME_MINUTES = {
+    "mlp": {"extract_codes": 30, "code_metrics": 60, "diameters": 30},
+    "cnn": {"extract_codes": 120, "code_metrics": 300, "diameters": 60},
+}
 
 REGULARISER_SUFFIX = {"batch_norm": "bn", "weight_decay": "wd", "grad_clip": "gc"}
 
@@ -194,6 +204,48 @@ def _semantic_problems(config: dict) -> list[str]:
             "table5_epochs", config["table5_epochs"], labels["training"]["epochs"]
         )
     return problems
+
+
+def mlp_parameters(input_dim: int, width: int, depth: int, n_classes=10) -> int:
+    """Weights and biases of an MLP (batch-norm parameters left out)."""
+    hidden = input_dim * width + width + (depth - 1) * (width * width + width)
+    return hidden + width * n_classes + n_classes
+
+
+def runtime_minutes(rule: str, exp: dict, models: list[dict], config: dict) -> int:
+    """Minutes a job of ``rule`` asks the scheduler for, for ``models`` (one
+    training group) of experiment ``exp``; see the ``compute`` keys of
+    schemas/config.schema.yaml."""
+    compute = config["compute"]
+    if rule in compute["runtime_minutes"]:
+        return compute["runtime_minutes"][rule]
+    kind = "cnn" if exp["archs"] else "mlp"
+    if rule != "train":
+        return RUNTIME_MINUTES[kind][rule]
+    n_train = dict(TRAIN_SPLIT_SIZES, random=config["datasets"]["random"]["n_train"])[
+        exp["dataset"]
+    ]
+    epochs = exp["training"]["epochs"]
+    if kind == "cnn":
+        seconds = (
+            len(models)
+            * epochs
+            * n_train
+            / 1e4
+            * compute["cnn_seconds_per_10k_examples"]
+        )
+    else:
+        # Subsets are tiled to the full length: every model takes as many steps.
+        steps = epochs * -(-n_train // exp["training"]["batch_size"])
+        input_dim = IMAGE_SIZES[exp["dataset"]] ** 2 * IMAGE_CHANNELS.get(
+            exp["dataset"], 1
+        )
+        parameters = sum(
+            mlp_parameters(input_dim, m["model"]["width"], m["model"]["depth"])
+            for m in models
+        )
+        seconds = parameters * steps / compute["mlp_parameter_steps_per_second"]
+    return 10 + int(1.5 * seconds / 60 + 0.999)
 
 
 def model_id(

@@ -20,7 +20,7 @@ def run_extraction(
     threads=1,
     probes=(),
     probe_seed=0,
-    require_gpu=False,
+    device=None,
 ):
     """Codes of a training group's checkpoints, one store per (model, epoch).
 
@@ -44,8 +44,9 @@ def run_extraction(
         Examples per forward pass; torch threads.
     probes : list of str
         Probe kinds (:mod:`neuralcode.probes`); ``probe_seed`` seeds them.
-    require_gpu : bool, default=False
-        Fail instead of extracting on the CPU when no GPU is visible.
+    device : torch.device, optional
+        Where to run the networks; :func:`neuralcode.devices.pick_device` by
+        default.
     """
     import numpy as np
     import torch
@@ -56,7 +57,7 @@ def run_extraction(
     from ..views import training_view
 
     torch.set_num_threads(threads)
-    device = pick_device(require_gpu)
+    device = device if device is not None else pick_device()
     dataset = load_dataset(dataset_path)
     n_probe = len(dataset.y_test)
     probe_splits = {

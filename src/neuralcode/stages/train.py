@@ -33,7 +33,7 @@ def model_config(model: dict, dataset):
     return MLPConfig(input_dim=h * w * c, n_classes=dataset.n_classes, **model)
 
 
-def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=False):
+def run_training_group(dataset_path, group, out_dir, threads=1, device=None):
     """Train the models of one group into ``out_dir/<model_id>/``.
 
     Work happens in ``<experiment dir>/.work/<group>/``, outside the declared
@@ -54,8 +54,8 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
         ``history.csv``.
     threads : int, default=1
         Torch intra-op threads.
-    require_gpu : bool, default=False
-        Fail instead of training on the CPU when no GPU is visible.
+    device : torch.device, optional
+        Where to train; :func:`neuralcode.devices.pick_device` by default.
     """
     import torch
 
@@ -63,7 +63,7 @@ def run_training_group(dataset_path, group, out_dir, threads=1, require_gpu=Fals
     from ..training import ModelJob, TrainConfig, train_group
 
     torch.set_num_threads(threads)
-    device = pick_device(require_gpu)
+    device = device if device is not None else pick_device()
     dataset = load_dataset(dataset_path)
     out_dir = Path(out_dir)
     work = out_dir.parent / ".work" / out_dir.name
