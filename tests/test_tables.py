@@ -70,3 +70,17 @@ def test_three_formats_are_written(metrics, tmp_path):
     assert len(pd.read_csv(out[0])) == 2
     with pytest.raises(ValueError, match=r"\.csv, \.md and \.tex"):
         cnn_table(src, out[:2], "table1")
+
+
+def test_note_names_only_what_the_table_shows():
+    import pandas as pd
+
+    from neuralcode.tables import _note
+
+    one = pd.DataFrame({"seeds": [1, 1]})
+    assert _note(one, "table1") == (
+        "Ours: test accuracy in %, one seed each (no sd); K-Means uses the "
+        "majority mapping (kmeans_purity), as the paper."
+    )
+    assert "K-Means" not in _note(one, "table2")
+    assert "mean ± sd over 3 seeds" in _note(pd.DataFrame({"seeds": [3, 3]}), "table2")

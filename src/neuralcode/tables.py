@@ -115,7 +115,7 @@ def to_markdown(summary: pd.DataFrame, table: str, caption: str) -> str:
         "|---" + "|---:" * (len(header) - 1) + "|",
     ]
     lines += ["| " + " | ".join(cells) + " |" for cells in _body(summary, table)]
-    lines += ["", _note(summary), ""]
+    lines += ["", _note(summary, table), ""]
     return "\n".join(lines)
 
 
@@ -125,7 +125,7 @@ def to_latex(summary: pd.DataFrame, table: str, caption: str) -> str:
         r"\begin{table}[t]",
         r"\centering",
         rf"\caption{{{_tex(TABLES[table]['title'])} ({_tex(caption)}). "
-        rf"{_tex(_note(summary))}}}",
+        rf"{_tex(_note(summary, table))}}}",
         r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
         r"\hline",
         " & ".join(_tex(h) for h in header) + r" \\",
@@ -144,12 +144,17 @@ def _tex(text: str) -> str:
     return text
 
 
-def _note(summary: pd.DataFrame) -> str:
+def _note(summary: pd.DataFrame, table: str) -> str:
+    """What the numbers are: over how many seeds, and which K-Means score."""
     seeds = sorted(set(summary["seeds"]))
-    return (
-        f"Ours: test accuracy in %, mean ± sd over {', '.join(map(str, seeds))} "
-        "seed(s); K-Means uses the majority mapping (kmeans_purity), as the paper."
-    )
+    if seeds == [1]:
+        spread = "one seed each (no sd)"
+    else:
+        spread = f"mean ± sd over {' or '.join(map(str, seeds))} seeds"
+    note = f"Ours: test accuracy in %, {spread}"
+    if any(m.startswith("kmeans") for m in TABLES[table]["metrics"]):
+        note += "; K-Means uses the majority mapping (kmeans_purity), as the paper"
+    return note + "."
 
 
 def cnn_table(metrics_csv, outputs, table: str, caption: str = "") -> None:
