@@ -179,4 +179,10 @@ def test_verify_finds_a_damaged_store_and_names_its_group(tmp_path, rng, capsys)
     assert "e0.zarr is damaged" in problems[0]
     assert f"--forcerun {results / 'codes/exp/s0-g0'}" in problems[0]
     assert main([str(results)]) == 1
-    assert "1 problems" in capsys.readouterr().err
+    assert "1 problem" in capsys.readouterr().err
+
+    # A store the group's list names but that is gone.
+    (store.parent.parent / "stores.json").write_text('["hand/e0.zarr", "hand/e5.zarr"]')
+    checked, problems = verify(results)
+    assert len(problems) == 2
+    assert "hand/e5.zarr is missing" in problems[1]

@@ -74,6 +74,11 @@ def test_train_codes_are_the_subset_with_the_labels_the_model_saw(tiny_group):
     assert (train.labels != ds.y_train[expected.examples]).sum() == 3
     probe = read_codes(store, "ball")
     assert len(probe.labels) == 20 and (probe.labels == -1).all()
+    assert (tmp_path / "codes/stores.json").read_text().split() == [
+        "[",
+        '"m0/e1.zarr"',
+        "]",
+    ]
 
 
 def _redundancy(bits):

@@ -7,11 +7,13 @@ Prints one line per damaged file with how to recompute it and exits with
 status 1 if any; 0 when everything matches.
 """
 
+import json
 import sys
 from pathlib import Path
 
 from .codes import verify_store
 from .data import load_dataset
+from .stages.extract import STORE_LIST
 
 
 def verify(results) -> tuple[int, list[str]]:
@@ -23,12 +25,18 @@ def verify(results) -> tuple[int, list[str]]:
         try:
             load_dataset(npz)
         except Exception as err:  # every loader failure is a finding here
-            problems.append(
-                f"{npz}: {err}; recompute it with `snakemake --forcerun {npz}`"
-            )
+            problems.append(f"{npz}: {err}")
     for store in sorted(results.glob("codes/*/*/*/*.zarr")):
         checked += 1
         problems += verify_store(store)
+    for listing in sorted(results.glob(f"codes/*/*/{STORE_LIST}")):
+        group = listing.parent
+        for name in json.loads(listing.read_text()):
+            if not (group / name).exists():
+                problems.append(
+                    f"code store {group / name} is missing; extract the codes of "
+                    f"its training group again with `snakemake --forcerun {group}`"
+                )
     return checked, problems
 
 
@@ -41,7 +49,8 @@ def main(argv=None) -> int:
     checked, problems = verify(results)
     for line in problems:
         print(line)
-    print(f"{checked} files checked, {len(problems)} problems", file=sys.stderr)
+    found = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+    print(f"{checked} files checked, {found}", file=sys.stderr)
     return 1 if problems else 0
 
 

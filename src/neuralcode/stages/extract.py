@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from ..data import load_dataset
 from .inputs import probe_images
+
+# Written last into a group's code directory: the stores it holds.
+STORE_LIST = "stores.json"
 
 logger = logging.getLogger(__name__)
 
@@ -94,4 +98,7 @@ def run_extraction(
             attrs={"dataset": dataset.name, "view": v, "probe_seed": probe_seed},
             expect={"model_id": model_id, "epoch": int(epoch)},
         )
+    # The list of stores lets `neuralcode.verify` notice one that goes missing.
+    stores = [f"{model_id}/e{epoch}.zarr" for model_id, epoch in items]
+    (Path(out_dir) / STORE_LIST).write_text(json.dumps(stores, indent=1) + "\n")
     logger.info("%d code stores in %s", len(items), out_dir)
