@@ -14,7 +14,7 @@ rule extract_codes:
     conda:
         ENV
     resources:
-        mem_mb=2000,
+        mem_mb=get_mem_mb("extract_codes"),
         runtime=get_runtime("extract_codes"),
         gpu=0,
     params:
@@ -40,7 +40,7 @@ rule diameters:
     conda:
         ENV
     resources:
-        mem_mb=2000,
+        mem_mb=get_mem_mb("diameters"),
         runtime=get_runtime("diameters"),
     params:
         checkpoints=get_diameter_items,

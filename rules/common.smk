@@ -18,6 +18,7 @@ export_source_dir(SRC)
 from neuralcode.config import (  # noqa: E402
     experiment_models,
     load_schema,
+    memory_mb,
     runtime_minutes,
     training_groups,
     validate_config,
@@ -101,6 +102,16 @@ def get_group(wildcards):
             "save_epochs": get_save_epochs(exp),
         }
     )
+
+
+def get_mem_mb(rule):
+    """Megabytes a job of ``rule`` asks for (config ``compute.mem_mb``, else
+    by model kind)."""
+
+    def mem_mb(wildcards):
+        return memory_mb(rule, get_experiment(wildcards), config)
+
+    return mem_mb
 
 
 def get_runtime(rule):

@@ -10,7 +10,7 @@ rule code_metrics:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=get_mem_mb("code_metrics"),
         runtime=get_runtime("code_metrics"),
     params:
         settings=get_metric_settings,

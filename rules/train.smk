@@ -12,7 +12,7 @@ rule train:
     # torch uses the threads for its matrix products.
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=get_mem_mb("train"),
         runtime=get_runtime("train"),
         gpu=0,
     params:

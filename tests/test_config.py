@@ -233,7 +233,7 @@ def test_cnn_experiments_name_their_models_by_architecture():
 
 
 def test_runtime_requests_scale_with_the_work_and_obey_fixed_values():
-    from neuralcode.config import mlp_parameters, runtime_minutes
+    from neuralcode.config import memory_mb, mlp_parameters, runtime_minutes
 
     # 784*10 + 10 weights and biases in, 10*10 + 10 out.
     assert mlp_parameters(784, 10, 1) == 7960
@@ -270,6 +270,11 @@ def test_runtime_requests_scale_with_the_work_and_obey_fixed_values():
     assert runtime_minutes("train", mlp, mlps + mlps, cfg) == 10 + 3
     assert runtime_minutes("code_metrics", mlp, mlps, cfg) == 60
     assert runtime_minutes("code_metrics", cnn, cnns, cfg) == 300
+    assert memory_mb("code_metrics", mlp, cfg) == 4000
+    assert memory_mb("code_metrics", cnn, cfg) == 16000
+    cfg["compute"]["mem_mb"] = {"code_metrics": 64000}
+    assert memory_mb("code_metrics", mlp, cfg) == 64000
+    assert memory_mb("train", cnn, cfg) == 16000
     cfg["compute"]["runtime_minutes"] = {"code_metrics": 240, "train": 7}
     assert runtime_minutes("code_metrics", cnn, cnns, cfg) == 240
     assert runtime_minutes("train", mlp, mlps, cfg) == 7

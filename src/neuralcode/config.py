@@ -137,6 +137,23 @@ RUNTIME_MINUTES = {
     "mlp": {"extract_codes": 30, "code_metrics": 60, "diameters": 30},
     "cnn": {"extract_codes": 120, "code_metrics": 300, "diameters": 60},
 }
+# Memory requests (MB). A full-width CIFAR-10 CNN's code store reaches 4 GB
+# packed (benchmarks/CNN.md) and K-NN's index holds the training codes once
+# more, so CNN metrics ask for 16 GB; MLP jobs stay under 2 GB here.
+MEMORY_MB = {
+    "mlp": {
+        "train": 4000,
+        "extract_codes": 2000,
+        "code_metrics": 4000,
+        "diameters": 2000,
+    },
+    "cnn": {
+        "train": 16000,
+        "extract_codes": 8000,
+        "code_metrics": 16000,
+        "diameters": 8000,
+    },
+}
 
 REGULARISER_SUFFIX = {"batch_norm": "bn", "weight_decay": "wd", "grad_clip": "gc"}
 
@@ -210,6 +227,13 @@ def mlp_parameters(input_dim: int, width: int, depth: int, n_classes=10) -> int:
     """Weights and biases of an MLP (batch-norm parameters left out)."""
     hidden = input_dim * width + width + (depth - 1) * (width * width + width)
     return hidden + width * n_classes + n_classes
+
+
+def memory_mb(rule: str, exp: dict, config: dict) -> int:
+    """Megabytes a job of ``rule`` asks the scheduler for, for experiment
+    ``exp``: ``compute.mem_mb`` when set, else the value for its model kind."""
+    fixed = config["compute"]["mem_mb"]
+    return fixed.get(rule, MEMORY_MB["cnn" if exp["archs"] else "mlp"][rule])
 
 
 def runtime_minutes(rule: str, exp: dict, models: list[dict], config: dict) -> int:
