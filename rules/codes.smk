@@ -22,7 +22,7 @@ rule extract_codes:
         batch_size=config["extraction"]["batch_size"],
         probes=lambda wc: get_experiment(wc)["probes"],
         probe_seed=lambda wc: get_experiment(wc)["subset_seed"],
-        code=code_hash("extract_codes.py"),
+        code=model_code_hash("extract_codes.py"),
     script:
         "../scripts/extract_codes.py"
 
@@ -45,6 +45,6 @@ rule diameters:
     params:
         checkpoints=get_diameter_items,
         settings=lambda wc: canonical(get_experiment(wc)["diameters"]),
-        code=code_hash("diameters.py"),
+        code=model_code_hash("diameters.py"),
     script:
         "../scripts/diameters.py"

@@ -51,12 +51,27 @@ def canonical(value):
 
 
 @cache
-def code_hash(script):
+def code_hash(script, kind=None):
     """Hash of a rule's script (under scripts/) and of every package module it
     uses, passed as a param: editing the code behind a rule reruns its jobs,
-    and only its jobs. The profiles turn Snakemake's own `code` trigger off,
-    which reruns on a script's modification time alone (a `git checkout`)."""
-    return source_hash(Path(workflow.basedir) / "scripts" / script, SRC / "neuralcode")
+    and only its jobs (comments and formatting aside). The profiles turn
+    Snakemake's own `code` trigger off, which reruns on a script's
+    modification time alone (a `git checkout`). MLP jobs never run cnn.py,
+    so their hash leaves it out."""
+    exclude = ("cnn.py",) if kind == "mlp" else ()
+    return source_hash(
+        Path(workflow.basedir) / "scripts" / script, SRC / "neuralcode", exclude
+    )
+
+
+def model_code_hash(script):
+    """code_hash for a rule whose jobs run one experiment's models."""
+
+    def code(wildcards):
+        kind = "cnn" if get_experiment(wildcards)["archs"] else "mlp"
+        return code_hash(script, kind)
+
+    return code
 
 
 def get_raw_input(wildcards):

@@ -17,6 +17,6 @@ rule train:
         gpu=0,
     params:
         group=get_group,
-        code=code_hash("train.py"),
+        code=model_code_hash("train.py"),
     script:
         "../scripts/train.py"

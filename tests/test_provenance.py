@@ -59,8 +59,19 @@ def test_script_hash_follows_its_bytes_and_its_modules_only(tmp_path):
     (root / "d.py").write_text("import numpy as np\n")
     after_module = source_hash(script, root)
     assert after_module != before
-    script.write_text(script.read_text() + "# a comment\n")
+    script.write_text(script.read_text() + "# a comment\n\n")
+    assert source_hash(script, root) == after_module, "comments are not code"
+    script.write_text(script.read_text() + "x = 1\n")
     assert source_hash(script, root) != after_module
+    # An excluded module changes nothing.
+    (root / "e.py").write_text("y = 2\n")
+    assert source_hash(script, root, exclude={"e.py"}) == source_hash(
+        script, root, exclude={"e.py"}
+    )
+    before_e = source_hash(script, root, exclude={"e.py"})
+    (root / "e.py").write_text("y = 3\n")
+    assert source_hash(script, root, exclude={"e.py"}) == before_e
+    assert source_hash(script, root) != source_hash(script, root, exclude={"e.py"})
 
 
 def test_stage_hashes_cover_their_models_and_not_other_stages():
@@ -73,3 +84,12 @@ def test_stage_hashes_cover_their_models_and_not_other_stages():
     measure = module_closure(PACKAGE, "stages/measure.py")
     assert {"metrics.py", "bigcodes.py", "codes.py"} <= set(measure)
     assert not {"training.py", "models.py", "data.py"} & set(measure)
+
+
+def test_training_script_depends_on_the_cnn_module_and_the_engine():
+    script = PACKAGE.parents[1] / "scripts/train.py"
+    used = script_sources(script, PACKAGE)
+    assert {"cnn.py", "grouped.py", "training.py", "stages/train.py"} <= set(used)
+    assert source_hash(script, PACKAGE) != source_hash(
+        script, PACKAGE, exclude={"cnn.py"}
+    )

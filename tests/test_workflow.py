@@ -180,14 +180,23 @@ def test_code_edits_rerun_only_the_rules_behind_them(tiny_run, tmp_path):
     # after a `git checkout`: nothing reruns.
     assert "Nothing to be done" in dry_run()
 
-    metrics = code / "src/neuralcode/metrics.py"
-    metrics.write_text(metrics.read_text() + "\n# an edit\n")
+    def edit(module, text):
+        path = code / "src/neuralcode" / module
+        path.write_text(path.read_text() + text)
+
+    # Comments are not code.
+    edit("training.py", "\n# a comment\n")
+    assert "Nothing to be done" in dry_run()
+
+    edit("metrics.py", "\n_EDITED = 1\n")
     jobs = _job_counts(dry_run())
     assert jobs.get("code_metrics") == 2, jobs
     assert "train" not in jobs and "extract_codes" not in jobs
 
-    cnn = code / "src/neuralcode/cnn.py"
-    cnn.write_text(cnn.read_text() + "\n# an edit\n")
+    # MLP jobs never run cnn.py; the CNN experiments' jobs would rerun.
+    edit("cnn.py", "\n_EDITED = 1\n")
+    assert "train" not in _job_counts(dry_run())
+    edit("training.py", "\n_EDITED = 1\n")
     assert _job_counts(dry_run()).get("train") == 2
 
 

@@ -2,7 +2,8 @@
 
 The workflow passes each rule a hash of its script and of the package modules
 the script uses, as a param: editing the code behind a rule reruns its jobs,
-and only its jobs, whatever the files' modification times say. The modules
+and only its jobs, whatever the files' modification times say; comments and
+formatting are not code here. The modules
 are found by reading import statements, at module level and inside
 functions, without importing anything.
 """
@@ -89,11 +90,18 @@ def script_sources(script, root) -> list[str]:
     return _closure(Path(root), _imports(Path(root), Path(script), []))
 
 
-def source_hash(script, root) -> str:
+def _code_text(path: Path) -> bytes:
+    """The code of a Python file without comments and layout: its syntax tree."""
+    return ast.dump(ast.parse(path.read_text(), filename=str(path))).encode()
+
+
+def source_hash(script, root, exclude=()) -> str:
     """Short sha256 over a rule's script and the package modules it uses
-    (:func:`script_sources`), names and bytes."""
+    (:func:`script_sources`) but ``exclude``, by name and syntax tree, so that
+    comments and formatting do not count."""
     root = Path(root)
-    digest = hashlib.sha256(Path(script).read_bytes())
+    digest = hashlib.sha256(_code_text(Path(script)))
     for rel in script_sources(script, root):
-        digest.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+        if rel not in exclude:
+            digest.update(rel.encode() + b"\0" + _code_text(root / rel))
     return digest.hexdigest()[:16]
