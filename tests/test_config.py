@@ -164,6 +164,14 @@ def test_cnn_that_cannot_take_the_images_stops_before_any_work():
     validate_config({"experiments": {"c": {**small, "dataset": "mnist5k"}}})
 
 
+def test_mlp_keys_in_a_cnn_experiment_are_refused_not_ignored():
+    cnn = {"dataset": "mnist5k", "archs": ["vgg18"]}
+    with pytest.raises(ConfigError, match=r"experiments\.c\.widths': widths applies"):
+        validate_config({"experiments": {"c": {**cnn, "widths": [10]}}})
+    cfg = validate_config({"experiments": {"c": cnn}})
+    assert validate_config(cfg) is cfg  # defaults filled in are not "set"
+
+
 def test_table5_epochs_must_fit_the_random_labels_run():
     bad = {
         "table5_epochs": [0, 100],

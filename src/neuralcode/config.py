@@ -97,7 +97,7 @@ def validate_config(config: dict, schema=None) -> dict:
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.path))
     problems = [f"  config key '{_key_path(e)}': {e.message}" for e in errors]
     if not errors:
-        problems = _semantic_problems(config)
+        problems = _semantic_problems(config) + _ignored_keys(config, schema)
     if problems:
         raise ConfigError(
             "invalid config (see schemas/config.schema.yaml for every key):\n"
@@ -170,6 +170,28 @@ def _sorted_epochs(key: str, epochs: list, last: int) -> list[str]:
             f"  config key '{key}': epoch {max(epochs)} is past the training's "
             f"{last} epochs"
         )
+    return problems
+
+
+# Keys of an experiment that only MLP grids use.
+MLP_ONLY_KEYS = ("widths", "depth", "batch_norm", "regularisers")
+
+
+def _ignored_keys(config: dict, schema: dict) -> list[str]:
+    """MLP-only keys set away from their defaults in a CNN experiment, where
+    they would be silently ignored."""
+    defaults = schema["$defs"]["experiment"]["properties"]
+    problems = []
+    for name, exp in config["experiments"].items():
+        if not exp["archs"]:
+            continue
+        for key in MLP_ONLY_KEYS:
+            if exp[key] != defaults[key]["default"]:
+                problems.append(
+                    f"  config key 'experiments.{name}.{key}': {key} applies to "
+                    f"MLP grids only, but this experiment trains the CNNs "
+                    f"{exp['archs']}; remove it, or make another experiment"
+                )
     return problems
 
 
