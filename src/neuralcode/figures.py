@@ -57,7 +57,7 @@ REGULARISERS = {
 }
 # The paper's colour order: blue, red, orange, green.
 PALETTE = ["tab:blue", "tab:red", "tab:orange", "tab:green", "tab:purple"]
-SOLID, DASHED, DOTTED, SPARSE_DOTTED = "", (4, 2), (1, 2), (1, 4)
+SOLID, DASHED, DOTTED, DASH_DOT = "", (4, 2), (1, 2), (6, 2, 1, 2)
 MEAN_SD = "mean ± 1 sd over seeds"
 KMEANS_NOTE = "K-Means scored by majority mapping (kmeans_purity)"
 
@@ -972,7 +972,7 @@ TRAIN_TEST = {"train": (DOTTED, True), "test": (SOLID, True)}
 TEST_PROBES = {
     "test": (SOLID, True),
     "ball": (DOTTED, False),
-    "uniform": (SPARSE_DOTTED, False),
+    "uniform": (DASH_DOT, False),
 }
 TEST_PROBES_2F = {**TEST_PROBES, "ball": (DASHED, False)}
 TRAIN_TEST_PROBES = {"train": (DASHED, True), **TEST_PROBES}
