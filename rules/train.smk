@@ -9,8 +9,10 @@ rule train:
         "benchmarks/models/{experiment}/{group}.tsv"
     conda:
         ENV
-    # torch uses the threads for its matrix products.
-    threads: 2
+    # torch uses the threads for its matrix products. One each: on 2 cores,
+    # two 1-thread training jobs at once finished the quick preset's 25 in
+    # 155 s, one 2-thread job at a time in 254 s (profiles/slurm sets 4).
+    threads: 1
     resources:
         mem_mb=get_mem_mb("train"),
         runtime=get_runtime("train"),
