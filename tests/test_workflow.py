@@ -201,7 +201,9 @@ def test_code_edits_rerun_only_the_rules_behind_them(tiny_run, tmp_path):
 
 
 def _tiny(**extra):
-    base = {"widths": [8, 16], "seeds": [0, 1], "code_epochs": [2]}
+    base = {"seeds": [0, 1], "code_epochs": [2]}
+    if "archs" not in extra:  # widths apply to MLP grids only
+        base["widths"] = [8, 16]
     return {**base, "training": {"epochs": 2}, **extra}
 
 
