@@ -19,6 +19,7 @@ from neuralcode.config import (  # noqa: E402
     experiment_models,
     load_schema,
     memory_mb,
+    model_kind,
     runtime_minutes,
     training_groups,
     validate_config,
@@ -68,8 +69,7 @@ def model_code_hash(script):
     """code_hash for a rule whose jobs run one experiment's models."""
 
     def code(wildcards):
-        kind = "cnn" if get_experiment(wildcards)["archs"] else "mlp"
-        return code_hash(script, kind)
+        return code_hash(script, model_kind(get_experiment(wildcards)))
 
     return code
 

@@ -9,6 +9,7 @@ live here, not in the rules, so they can be tested without Snakemake.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -251,11 +252,16 @@ def mlp_parameters(input_dim: int, width: int, depth: int, n_classes=10) -> int:
     return hidden + width * n_classes + n_classes
 
 
+def model_kind(exp: dict) -> str:
+    """ "cnn" for an experiment of named CNNs, else "mlp"."""
+    return "cnn" if exp["archs"] else "mlp"
+
+
 def memory_mb(rule: str, exp: dict, config: dict) -> int:
     """Megabytes a job of ``rule`` asks the scheduler for, for experiment
     ``exp``: ``compute.mem_mb`` when set, else the value for its model kind."""
     fixed = config["compute"]["mem_mb"]
-    return fixed.get(rule, MEMORY_MB["cnn" if exp["archs"] else "mlp"][rule])
+    return fixed.get(rule, MEMORY_MB[model_kind(exp)][rule])
 
 
 def runtime_minutes(rule: str, exp: dict, models: list[dict], config: dict) -> int:
@@ -265,33 +271,26 @@ def runtime_minutes(rule: str, exp: dict, models: list[dict], config: dict) -> i
     compute = config["compute"]
     if rule in compute["runtime_minutes"]:
         return compute["runtime_minutes"][rule]
-    kind = "cnn" if exp["archs"] else "mlp"
+    kind = model_kind(exp)
     if rule != "train":
         return RUNTIME_MINUTES[kind][rule]
-    n_train = dict(TRAIN_SPLIT_SIZES, random=config["datasets"]["random"]["n_train"])[
-        exp["dataset"]
-    ]
+    n_train = dict(TRAIN_SPLIT_SIZES, random=config["datasets"]["random"]["n_train"])
+    n_train = n_train[exp["dataset"]]
     epochs = exp["training"]["epochs"]
     if kind == "cnn":
-        seconds = (
-            len(models)
-            * epochs
-            * n_train
-            / 1e4
-            * compute["cnn_seconds_per_10k_examples"]
-        )
+        speed = compute["cnn_seconds_per_10k_examples"]
+        seconds = len(models) * epochs * n_train / 1e4 * speed
     else:
         # Subsets are tiled to the full length: every model takes as many steps.
-        steps = epochs * -(-n_train // exp["training"]["batch_size"])
-        input_dim = IMAGE_SIZES[exp["dataset"]] ** 2 * IMAGE_CHANNELS.get(
-            exp["dataset"], 1
-        )
+        steps = epochs * math.ceil(n_train / exp["training"]["batch_size"])
+        size = IMAGE_SIZES[exp["dataset"]]
+        input_dim = size * size * IMAGE_CHANNELS.get(exp["dataset"], 1)
         parameters = sum(
             mlp_parameters(input_dim, m["model"]["width"], m["model"]["depth"])
             for m in models
         )
         seconds = parameters * steps / compute["mlp_parameter_steps_per_second"]
-    return 10 + int(1.5 * seconds / 60 + 0.999)
+    return 10 + math.ceil(1.5 * seconds / 60)
 
 
 def model_id(
